@@ -1,0 +1,37 @@
+# rapid — the commands the README names.
+CARGO ?= cargo
+PORT ?= 8080
+
+.PHONY: all build run test bench lint fmt clean
+
+all: build
+
+build:
+	$(CARGO) build --release -p rapid -p echo-function
+
+## make run: build rapid and the bundled echo function, serve it on 127.0.0.1:$(PORT)
+run: build
+	@echo "rapid: serving examples/echo on http://127.0.0.1:$(PORT)"
+	@echo "rapid: invoke it with:"
+	@echo "  curl -s -d '{\"hello\":\"world\"}' http://127.0.0.1:$(PORT)/2015-03-31/functions/function/invocations"
+	./target/release/rapid --runtime-interface-emulator-address 127.0.0.1:$(PORT) ./target/release/echo-function
+
+## make test: unit tests of every crate + black-box tests of the real binary
+test:
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
+bench:
+	$(CARGO) build --release --workspace --bins
+	./target/release/rapid-bench --rapid ./target/release/rapid --function ./target/release/echo-function --out docs/benchmarks.md
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,324 @@
+//! The command line (SPEC §7): every option also has an environment variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Where rapid looks for a bootstrap when none is given, in order.
+pub const DEFAULT_BOOTSTRAPS: [&str; 3] = [
+    "/var/task/bootstrap",
+    "/opt/bootstrap",
+    "/var/runtime/bootstrap",
+];
+
+/// rapid: a Lambda-style runtime and sandbox manager.
+///
+/// rapid starts a function's custom runtime (BOOTSTRAP), serves it the AWS Lambda
+/// Runtime API, and exposes the Invoke API so that you can invoke the function over
+/// HTTP exactly as AWS's Runtime Interface Emulator allows:
+///
+///   curl -d '{}' http://127.0.0.1:8080/2015-03-31/functions/function/invocations
+///
+/// Every failure (crash, timeout, oversize response) comes back as an exact Lambda
+/// error. rapid can run as PID 1 of a container or microVM.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rapid", version, about, long_about, max_term_width = 100)]
+pub struct Args {
+    /// Address of the Invoke API (the emulator endpoint you call).
+    #[arg(
+        long,
+        env = "RAPID_INVOKE_ADDRESS",
+        default_value = "0.0.0.0:8080",
+        value_name = "HOST:PORT"
+    )]
+    pub runtime_interface_emulator_address: SocketAddr,
+
+    /// Address of the Runtime API the bootstrap talks to (its AWS_LAMBDA_RUNTIME_API).
+    #[arg(
+        long,
+        env = "RAPID_RUNTIME_API_ADDRESS",
+        default_value = "127.0.0.1:9001",
+        value_name = "HOST:PORT"
+    )]
+    pub runtime_api_address: SocketAddr,
+
+    /// Function timeout: seconds ("300") or a duration ("1500ms", "2m").
+    #[arg(long, env = "AWS_LAMBDA_FUNCTION_TIMEOUT", default_value = "300", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// Init timeout: seconds or a duration.
+    #[arg(long, env = "RAPID_INIT_TIMEOUT", default_value = "10", value_parser = parse_duration, value_name = "DURATION")]
+    pub init_timeout: Duration,
+
+    /// Invokes that may wait while one runs; past this the Invoke API answers 429.
+    #[arg(
+        long,
+        env = "RAPID_MAX_QUEUE",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        value_name = "N"
+    )]
+    pub max_queue: u32,
+
+    /// Function name (also accepted in the Invoke API path besides "function").
+    #[arg(
+        long,
+        env = "AWS_LAMBDA_FUNCTION_NAME",
+        default_value = "test_function",
+        value_parser = parse_name
+    )]
+    pub function_name: String,
+
+    /// Function version.
+    #[arg(long, env = "AWS_LAMBDA_FUNCTION_VERSION", default_value = "$LATEST", value_parser = parse_name)]
+    pub function_version: String,
+
+    /// Memory size in MB, reported to the runtime and in REPORT lines.
+    #[arg(long, env = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", default_value_t = 3008,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576), value_name = "MB")]
+    pub memory_size: u64,
+
+    /// Handler (_HANDLER). Default: the last positional argument when two or more are given.
+    #[arg(long, env = "AWS_LAMBDA_FUNCTION_HANDLER")]
+    pub handler: Option<String>,
+
+    /// AWS region reported to the runtime.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", value_parser = parse_name)]
+    pub region: String,
+
+    /// Account id used in the function ARN.
+    #[arg(long, env = "RAPID_ACCOUNT_ID", default_value = "012345678912", value_parser = parse_name)]
+    pub account_id: String,
+
+    /// Directory of external extensions (a missing directory means none).
+    #[arg(
+        long,
+        env = "RAPID_EXTENSIONS_DIR",
+        default_value = "/opt/extensions",
+        value_name = "DIR"
+    )]
+    pub extensions_dir: PathBuf,
+
+    /// Largest streamed response, in bytes.
+    #[arg(long, env = "RAPID_STREAM_CAP", default_value_t = 200 * 1024 * 1024, value_name = "BYTES")]
+    pub stream_cap: u64,
+
+    /// Accepted for RIE compatibility; the Restore phase is not implemented yet.
+    #[arg(long, env = "ENABLE_INIT_CACHING")]
+    pub enable_init_caching: bool,
+
+    /// Diagnostics level (stderr): error, warn, info, debug or trace.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+
+    /// Diagnostics format (stderr): text or json.
+    #[arg(long, env = "RAPID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// The runtime to start and its arguments. Default: the first executable of
+    /// /var/task/bootstrap, /opt/bootstrap, /var/runtime/bootstrap.
+    #[arg(value_name = "BOOTSTRAP [ARGS]...", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `"300"` (seconds) or a humantime duration such as `"1500ms"`; zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let d = if let Ok(secs) = t.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = t.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+            return Err(format!("'{s}' is not a valid duration"));
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(t).map_err(|e| {
+            format!("'{s}' is not a valid duration ({e}); use seconds like 300 or a duration like 1500ms")
+        })?
+    };
+    if d.is_zero() {
+        return Err(format!("'{s}' is zero; the duration must be positive"));
+    }
+    Ok(d)
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err(format!("{s:?} contains control characters"));
+    }
+    Ok(s.to_owned())
+}
+
+/// The bootstrap to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A program and its arguments.
+    Command { program: PathBuf, args: Vec<String> },
+    /// Nothing executable was found: every init fails with `Runtime.InvalidEntrypoint`.
+    Missing(String),
+}
+
+/// The validated configuration rapid runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Invoke API address.
+    pub invoke_address: SocketAddr,
+    /// Runtime API address.
+    pub runtime_api_address: SocketAddr,
+    /// Function timeout.
+    pub timeout: Duration,
+    /// Init timeout.
+    pub init_timeout: Duration,
+    /// Queue bound.
+    pub max_queue: usize,
+    /// Function name.
+    pub function_name: String,
+    /// Function version.
+    pub function_version: String,
+    /// Memory size, MB.
+    pub memory_size_mb: u64,
+    /// `_HANDLER`.
+    pub handler: Option<String>,
+    /// Region.
+    pub region: String,
+    /// ARN of the function.
+    pub function_arn: String,
+    /// Extensions directory.
+    pub extensions_dir: PathBuf,
+    /// Streaming cap, bytes.
+    pub stream_cap_bytes: u64,
+    /// What to run.
+    pub bootstrap: Bootstrap,
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Resolve a program name the way a shell would: a path with a slash as given,
+/// else the first executable match on `PATH`.
+fn resolve_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// Decide what to run from the positional arguments.
+pub fn resolve_bootstrap(command: &[String], defaults: &[&str]) -> Bootstrap {
+    match command.split_first() {
+        Some((program, args)) => match resolve_program(program) {
+            Some(p) => Bootstrap::Command {
+                program: p,
+                args: args.to_vec(),
+            },
+            None => Bootstrap::Missing(format!(
+                "Couldn't find valid bootstrap(s): [{program}] (not an executable file)"
+            )),
+        },
+        None => defaults
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| is_executable(p))
+            .map(|program| Bootstrap::Command {
+                program,
+                args: Vec::new(),
+            })
+            .unwrap_or_else(|| {
+                Bootstrap::Missing(format!("Couldn't find valid bootstrap(s): {defaults:?}"))
+            }),
+    }
+}
+
+impl Config {
+    /// Validate parsed arguments.
+    pub fn from_args(args: Args) -> Config {
+        let handler = args.handler.clone().or_else(|| {
+            (args.command.len() >= 2)
+                .then(|| args.command.last().cloned())
+                .flatten()
+        });
+        let function_arn = format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            args.region, args.account_id, args.function_name
+        );
+        Config {
+            invoke_address: args.runtime_interface_emulator_address,
+            runtime_api_address: args.runtime_api_address,
+            timeout: args.timeout,
+            init_timeout: args.init_timeout,
+            max_queue: args.max_queue as usize,
+            function_name: args.function_name,
+            function_version: args.function_version,
+            memory_size_mb: args.memory_size,
+            handler,
+            region: args.region,
+            function_arn,
+            extensions_dir: args.extensions_dir,
+            stream_cap_bytes: args.stream_cap,
+            bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("abc").unwrap_err().contains("'abc'"));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn handler_defaults_to_last_positional() {
+        let a = Args::parse_from(["rapid", "/bin/sh", "-c", "x", "my.handler"]);
+        assert_eq!(Config::from_args(a).handler.as_deref(), Some("my.handler"));
+        let a = Args::parse_from(["rapid", "/bin/sh"]);
+        assert_eq!(Config::from_args(a).handler, None);
+        let a = Args::parse_from(["rapid", "--handler", "h", "/bin/sh", "x"]);
+        assert_eq!(Config::from_args(a).handler.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn bootstrap_resolution() {
+        assert!(matches!(
+            resolve_bootstrap(&["sh".into()], &[]),
+            Bootstrap::Command { .. }
+        ));
+        assert!(matches!(
+            resolve_bootstrap(&["/nonexistent/boot".into()], &[]),
+            Bootstrap::Missing(_)
+        ));
+        assert!(matches!(
+            resolve_bootstrap(&[], &["/nonexistent/a", "/bin/sh"]),
+            Bootstrap::Command { program, .. } if program == Path::new("/bin/sh")
+        ));
+        assert!(matches!(resolve_bootstrap(&[], &["/nonexistent/a"]), Bootstrap::Missing(_)));
+    }
+
+    #[test]
+    fn arn() {
+        let a = Args::parse_from(["rapid", "--function-name", "f"]);
+        assert_eq!(
+            Config::from_args(a).function_arn,
+            "arn:aws:lambda:us-east-1:012345678912:function:f"
+        );
+    }
+}

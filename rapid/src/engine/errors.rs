@@ -1,0 +1,90 @@
+//! The messages of the failures the engine reports (SPEC §4), in one place.
+
+use std::time::Duration;
+
+use fatalerror::ErrorType;
+use interop::{FunctionError, RequestId};
+
+use crate::supervisor::ExitReason;
+
+fn prefixed(id: Option<&RequestId>, text: &str) -> String {
+    match id {
+        Some(id) => format!("RequestId: {id} Error: {text}"),
+        None => text.to_owned(),
+    }
+}
+
+/// The runtime process exited during an invoke (or a suppressed init, with the id).
+pub fn runtime_exit(id: Option<&RequestId>, reason: ExitReason) -> FunctionError {
+    let text = match reason {
+        ExitReason::Code(0) => "Runtime exited without providing a reason".to_owned(),
+        other => format!("Runtime exited with error: {other}"),
+    };
+    FunctionError::new(ErrorType::RuntimeExitError, prefixed(id, &text))
+}
+
+/// The invoke ran past the function timeout.
+pub fn timed_out(id: &RequestId, timeout: Duration) -> FunctionError {
+    FunctionError::new(
+        ErrorType::SandboxTimedout,
+        prefixed(
+            Some(id),
+            &format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+        ),
+    )
+}
+
+/// The (eager) init ran past the init timeout.
+pub fn init_timed_out(timeout: Duration) -> FunctionError {
+    FunctionError::new(
+        ErrorType::SandboxTimedout,
+        format!("Init phase timed out after {:.2} seconds", timeout.as_secs_f64()),
+    )
+}
+
+/// The bootstrap could not be started.
+pub fn invalid_entrypoint(id: Option<&RequestId>, detail: &str) -> FunctionError {
+    FunctionError::new(ErrorType::RuntimeInvalidEntrypoint, prefixed(id, detail))
+}
+
+/// rapid is shutting down while the invoke ran.
+pub fn shutting_down(id: &RequestId) -> FunctionError {
+    FunctionError::new(
+        ErrorType::SandboxShutdown,
+        prefixed(Some(id), "The sandbox is shutting down"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    #[test]
+    fn wording() {
+        let id = RequestId::from_string("r1".into());
+        assert_eq!(
+            runtime_exit(Some(&id), ExitReason::Code(3)).error_message,
+            "RequestId: r1 Error: Runtime exited with error: exit status 3"
+        );
+        assert_eq!(
+            runtime_exit(Some(&id), ExitReason::Signal(Signal::SIGKILL)).error_message,
+            "RequestId: r1 Error: Runtime exited with error: signal: killed"
+        );
+        assert_eq!(
+            runtime_exit(Some(&id), ExitReason::Code(0)).error_message,
+            "RequestId: r1 Error: Runtime exited without providing a reason"
+        );
+        assert_eq!(
+            runtime_exit(None, ExitReason::Code(1)).error_message,
+            "Runtime exited with error: exit status 1"
+        );
+        let t = timed_out(&id, Duration::from_secs(1));
+        assert_eq!(t.error_type, ErrorType::SandboxTimedout);
+        assert_eq!(t.error_message, "RequestId: r1 Error: Task timed out after 1.00 seconds");
+        assert_eq!(
+            timed_out(&id, Duration::from_millis(1500)).error_message,
+            "RequestId: r1 Error: Task timed out after 1.50 seconds"
+        );
+    }
+}

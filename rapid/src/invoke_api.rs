@@ -1,0 +1,352 @@
+//! The Invoke API (SPEC §4): `POST /2015-03-31/functions/{name}/invocations`.
+//!
+//! Validates the request, queues it for the engine (bounded: 429 past the
+//! bound), and turns the outcome into the HTTP answer. Every failure of the
+//! function or the sandbox is `200` + `X-Amz-Function-Error: Unhandled` + a JSON
+//! body.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use fatalerror::ErrorType;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use interop::{FunctionError, RequestId, MAX_PAYLOAD};
+use runtime_api::{InvokeOutcome, ResponseBody, ResponseBuilderExt, StreamItem};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::engine::InvokeRequest;
+
+const PATH_PREFIX: &str = "/2015-03-31/functions/";
+const PATH_SUFFIX: &str = "/invocations";
+
+/// The Invoke API front.
+#[derive(Clone)]
+pub struct InvokeApi {
+    cfg: Arc<Config>,
+    queue: mpsc::Sender<InvokeRequest>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+/// The body of an Invoke API answer: whole, or streamed from the runtime.
+pub enum InvokeBody {
+    /// Whole (possibly empty).
+    Full(Option<Bytes>),
+    /// Chunks as the runtime sends them.
+    Stream(mpsc::Receiver<StreamItem>),
+}
+
+impl Default for InvokeBody {
+    fn default() -> Self {
+        InvokeBody::Full(None)
+    }
+}
+
+/// A streamed response that failed after it started: the connection is cut so
+/// the invoker sees an error instead of a silently truncated success.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: {1}")]
+pub struct StreamFailed(ErrorType, String);
+
+impl Body for InvokeBody {
+    type Data = Bytes;
+    type Error = StreamFailed;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamFailed>>> {
+        match &mut *self {
+            InvokeBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            InvokeBody::Stream(rx) => match rx.poll_recv(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(StreamItem::Chunk(c))) => Poll::Ready(Some(Ok(Frame::data(c)))),
+                Poll::Ready(Some(StreamItem::End)) => {
+                    rx.close();
+                    Poll::Ready(None)
+                }
+                Poll::Ready(Some(StreamItem::Error(e))) => {
+                    tracing::warn!(error_type = %e.error_type, "streamed response failed: {}", e.error_message);
+                    Poll::Ready(Some(Err(StreamFailed(e.error_type, e.error_message))))
+                }
+                Poll::Ready(None) => Poll::Ready(Some(Err(StreamFailed(
+                    ErrorType::RuntimeTruncatedResponse,
+                    "the response stream ended before it was complete".into(),
+                )))),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, InvokeBody::Full(None))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            InvokeBody::Full(Some(b)) => http_body::SizeHint::with_exact(b.len() as u64),
+            InvokeBody::Full(None) => http_body::SizeHint::with_exact(0),
+            InvokeBody::Stream(_) => http_body::SizeHint::default(),
+        }
+    }
+}
+
+type Answer = Response<InvokeBody>;
+
+fn json(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Answer {
+    let body = FunctionError::new(error_type, message).to_json();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body_or_500(InvokeBody::Full(Some(body.into())))
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Decode `X-Amz-Client-Context`: base64 of a JSON object, passed on as compact JSON.
+pub fn decode_client_context(raw: &str) -> Result<String, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw.trim())
+        .map_err(|e| format!("Client context must be a valid Base64-encoded JSON object: {e}"))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("Client context must be a valid Base64-encoded JSON object: {e}"))?;
+    if !value.is_object() {
+        return Err("Client context must be a valid Base64-encoded JSON object: not an object".into());
+    }
+    serde_json::to_string(&value).map_err(|e| e.to_string())
+}
+
+enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+impl InvokeApi {
+    /// A front that queues invokes on `queue`.
+    pub fn new(cfg: Arc<Config>, queue: mpsc::Sender<InvokeRequest>, shutting_down: Arc<AtomicBool>) -> Self {
+        InvokeApi {
+            cfg,
+            queue,
+            shutting_down,
+        }
+    }
+
+    /// Answer one request.
+    pub async fn handle(self, req: Request<Incoming>) -> Answer {
+        let path = req.uri().path();
+        let Some(name) = path
+            .strip_prefix(PATH_PREFIX)
+            .and_then(|r| r.strip_suffix(PATH_SUFFIX))
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+        else {
+            return json(
+                StatusCode::NOT_FOUND,
+                ErrorType::ResourceNotFoundException,
+                format!("No route for {} {path}", req.method()),
+            );
+        };
+        if req.method() != Method::POST {
+            return json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorType::MethodNotAllowed,
+                format!("Method {} is not allowed; invoke with POST", req.method()),
+            );
+        }
+        if name != "function" && name != self.cfg.function_name {
+            return json(
+                StatusCode::NOT_FOUND,
+                ErrorType::ResourceNotFoundException,
+                format!("Function not found: {}", self.cfg.function_arn.replace(&self.cfg.function_name, name)),
+            );
+        }
+        let id = RequestId::generate();
+        let span = tracing::info_span!("invoke", request_id = %id);
+        self.invoke(id, req).instrument(span).await
+    }
+
+    async fn invoke(self, id: RequestId, req: Request<Incoming>) -> Answer {
+        let (parts, body) = req.into_parts();
+        let h = &parts.headers;
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return unavailable(&id, &self.cfg);
+        }
+        let kind = match header_str(h, "x-amz-invocation-type") {
+            None | Some("RequestResponse") => InvocationType::RequestResponse,
+            Some("Event") => InvocationType::Event,
+            Some("DryRun") => InvocationType::DryRun,
+            Some(other) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    ErrorType::InvalidRequestContentException,
+                    format!("Invalid X-Amz-Invocation-Type '{other}': use RequestResponse, Event or DryRun"),
+                )
+            }
+        };
+        let client_context = match header_str(h, "x-amz-client-context") {
+            None => None,
+            Some(raw) => match decode_client_context(raw) {
+                Ok(c) => Some(c),
+                Err(msg) => return json(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestContentException, msg),
+            },
+        };
+        if h.get("x-amz-client-context").is_some() && client_context.is_none() {
+            return json(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequestContentException,
+                "Client context must be a valid Base64-encoded JSON object: not valid text",
+            );
+        }
+        let payload = match read_payload(h, body).await {
+            Ok(p) => p,
+            Err(answer) => return answer,
+        };
+        if let InvocationType::DryRun = kind {
+            return with_ids(Response::builder().status(StatusCode::NO_CONTENT), &id, &self.cfg)
+                .body_or_500(InvokeBody::default());
+        }
+        let want_tail = header_str(h, "x-amz-log-type").is_some_and(|v| v.eq_ignore_ascii_case("Tail"));
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let (tail_tx, tail_rx) = if want_tail {
+            let (t, r) = oneshot::channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        let request = InvokeRequest {
+            id: id.clone(),
+            payload,
+            content_type: header_str(h, "content-type")
+                .unwrap_or("application/json")
+                .to_owned(),
+            trace_id: header_str(h, "x-amzn-trace-id").map(str::to_owned),
+            client_context,
+            cognito_identity: None,
+            reply: reply_tx,
+            tail: tail_tx,
+        };
+        match self.queue.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!("invoke rejected: queue full");
+                return json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorType::TooManyRequestsException,
+                    format!(
+                        "Rate exceeded: {} invokes are already waiting (--max-queue)",
+                        self.cfg.max_queue
+                    ),
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return unavailable(&id, &self.cfg),
+        }
+        if let InvocationType::Event = kind {
+            return with_ids(Response::builder().status(StatusCode::ACCEPTED), &id, &self.cfg)
+                .body_or_500(InvokeBody::default());
+        }
+        let outcome = match reply_rx.await {
+            Ok(o) => o,
+            Err(_) => return unavailable(&id, &self.cfg),
+        };
+        let mut b = with_ids(Response::builder().status(StatusCode::OK), &id, &self.cfg);
+        let streaming = matches!(
+            &outcome,
+            InvokeOutcome::Response(r) if matches!(r.body, ResponseBody::Streaming(_))
+        );
+        if let (Some(rx), false) = (tail_rx, streaming) {
+            if let Ok(tail) = rx.await {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
+                if let Ok(v) = HeaderValue::from_str(&encoded) {
+                    b = b.header("x-amz-log-result", v);
+                }
+            }
+        }
+        match outcome {
+            InvokeOutcome::Response(r) => {
+                let ct = r.content_type.as_deref().unwrap_or("application/json");
+                b = b.header(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")));
+                let body = match r.body {
+                    ResponseBody::Buffered(bytes) => InvokeBody::Full(Some(bytes)),
+                    ResponseBody::Streaming(rx) => InvokeBody::Stream(rx),
+                };
+                b.body_or_500(body)
+            }
+            InvokeOutcome::Error(e) => {
+                tracing::debug!(error_type = %e.function_error.error_type, "invoke answered with an error");
+                b.header("x-amz-function-error", "Unhandled")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body_or_500(InvokeBody::Full(Some(e.body().into())))
+            }
+        }
+    }
+}
+
+fn with_ids(b: http::response::Builder, id: &RequestId, cfg: &Config) -> http::response::Builder {
+    b.header("x-amzn-requestid", id.as_str())
+        .header("x-amz-executed-version", cfg.function_version.as_str())
+}
+
+fn unavailable(id: &RequestId, cfg: &Config) -> Answer {
+    let body = FunctionError::new(ErrorType::ServiceException, "rapid is shutting down; the invoke was not run").to_json();
+    with_ids(Response::builder().status(StatusCode::SERVICE_UNAVAILABLE), id, cfg)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body_or_500(InvokeBody::Full(Some(body.into())))
+}
+
+fn too_large(size: Option<u64>) -> Answer {
+    let msg = match size {
+        Some(n) => format!("{n} byte payload is too large for the RequestResponse invocation type ({MAX_PAYLOAD} byte maximum)"),
+        None => format!("Request payload is too large ({MAX_PAYLOAD} byte maximum)"),
+    };
+    json(StatusCode::PAYLOAD_TOO_LARGE, ErrorType::RequestEntityTooLargeException, msg)
+}
+
+/// Read the event, refusing more than `MAX_PAYLOAD` bytes before the runtime sees any.
+async fn read_payload(h: &HeaderMap, mut body: Incoming) -> Result<Bytes, Answer> {
+    let declared: Option<u64> = header_str(h, "content-length").and_then(|v| v.trim().parse().ok());
+    if let Some(n) = declared {
+        if n > MAX_PAYLOAD as u64 {
+            return Err(too_large(Some(n)));
+        }
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            json(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequestContentException,
+                format!("Could not read the request body: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_PAYLOAD {
+                return Err(too_large(None));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_context_decoding() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert_eq!(
+            decode_client_context(&b64("{\"custom\": {\"a\": 1}}")),
+            Ok("{\"custom\":{\"a\":1}}".to_owned())
+        );
+        assert!(decode_client_context("%%%").is_err());
+        assert!(decode_client_context(&b64("not json")).is_err());
+        assert!(decode_client_context(&b64("[1,2]")).is_err());
+    }
+}

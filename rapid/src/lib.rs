@@ -1,0 +1,149 @@
+//! rapid: a Lambda-style runtime and sandbox manager.
+//!
+//! `main` parses the command line ([`config`]) and calls [`run`], which binds
+//! the APIs, starts the one reaper, the stdout writer and the lifecycle engine,
+//! and waits for SIGTERM/SIGINT to shut down in order.
+
+pub mod config;
+pub mod engine;
+pub mod invoke_api;
+pub mod output;
+pub mod supervisor;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use interop::ShutdownReason;
+use runtime_api::{ApiConfig, Rendezvous, RuntimeApi, RuntimeHandle};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::engine::{Command, Engine};
+use crate::invoke_api::InvokeApi;
+use crate::output::Output;
+use crate::supervisor::Reaper;
+
+/// Exit codes of the `rapid` binary.
+pub mod exit_code {
+    /// Clean shutdown after SIGTERM/SIGINT.
+    pub const OK: u8 = 0;
+    /// Invalid command line or environment (clap's usage errors use this too).
+    pub const USAGE: u8 = 2;
+    /// An address could not be bound.
+    pub const BIND: u8 = 3;
+    /// rapid could not set itself up (signals, threads, async runtime).
+    pub const SETUP: u8 = 4;
+}
+
+/// Become the reaper of orphaned descendants when rapid is not PID 1.
+fn become_subreaper() {
+    if std::process::id() == 1 {
+        return;
+    }
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes a flag of this process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not become a child subreaper");
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        tracing::error!("cannot listen for the {what} on {addr}: {e}");
+        eprintln!("rapid: cannot listen for the {what} on {addr}: {e}");
+        ExitCode::from(exit_code::BIND)
+    })
+}
+
+/// Run rapid until it is told to stop. Must run inside a current-thread tokio runtime.
+pub async fn run(cfg: Config) -> ExitCode {
+    let cfg = Arc::new(cfg);
+    become_subreaper();
+    let (mut sigterm, mut sigint) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("rapid: cannot install signal handlers: {e}");
+            return ExitCode::from(exit_code::SETUP);
+        }
+    };
+    let reaper = match Reaper::start() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rapid: cannot install the SIGCHLD handler: {e}");
+            return ExitCode::from(exit_code::SETUP);
+        }
+    };
+    let out = match Output::start() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("rapid: cannot start the output thread: {e}");
+            return ExitCode::from(exit_code::SETUP);
+        }
+    };
+
+    let runtime_listener = match bind(cfg.runtime_api_address, "Runtime API").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let invoke_listener = match bind(cfg.invoke_address, "Invoke API").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+
+    let (rendezvous, events) = Rendezvous::new();
+    let api = RuntimeApi::new(
+        rendezvous.clone(),
+        ApiConfig {
+            stream_cap_bytes: cfg.stream_cap_bytes,
+        },
+    );
+    tokio::spawn(runtime_api::server::serve(runtime_listener, "runtime", move |req| {
+        api.clone().handle(req)
+    }));
+
+    let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue);
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let front = InvokeApi::new(cfg.clone(), queue_tx, shutting_down.clone());
+    tokio::spawn(runtime_api::server::serve(invoke_listener, "invoke", move |req| {
+        front.clone().handle(req)
+    }));
+    tracing::info!(
+        invoke_api = %cfg.invoke_address,
+        runtime_api = %cfg.runtime_api_address,
+        function = %cfg.function_name,
+        timeout_ms = cfg.timeout.as_millis() as u64,
+        "rapid listening"
+    );
+
+    let engine = Engine::new(
+        cfg.clone(),
+        RuntimeHandle::new(rendezvous),
+        events,
+        queue_rx,
+        cmd_rx,
+        reaper,
+        out,
+    );
+    let engine_task = engine::spawn(engine);
+
+    let which = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+    };
+    tracing::info!(signal = which, "shutting down");
+    shutting_down.store(true, Ordering::Relaxed);
+    let (done_tx, done_rx) = oneshot::channel();
+    let _ = cmd_tx
+        .send(Command::Shutdown {
+            reason: ShutdownReason::Spindown,
+            done: done_tx,
+        })
+        .await;
+    let _ = done_rx.await;
+    let _ = engine_task.await;
+    ExitCode::from(exit_code::OK)
+}

@@ -1,0 +1,37 @@
+//! The `rapid` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use rapid::config::{Args, Config};
+use tracing_subscriber::EnvFilter;
+
+fn init_tracing(level: &str, format: &str) {
+    let filter = EnvFilter::try_from_env("RAPID_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(&args.log_level, &args.log_format);
+    let cfg = Config::from_args(args);
+    if let rapid::config::Bootstrap::Missing(why) = &cfg.bootstrap {
+        tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rapid: cannot start the async runtime: {e}");
+            return ExitCode::from(rapid::exit_code::SETUP);
+        }
+    };
+    runtime.block_on(rapid::run(cfg))
+}

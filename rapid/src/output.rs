@@ -1,0 +1,283 @@
+//! rapid's stdout: the function's output lines and the START / END / REPORT
+//! lines, written by one thread that owns stdout, in the order they are sent.
+//!
+//! The same thread keeps the tail of an invoke's log for `X-Amz-Log-Type: Tail`
+//! and measures the runtime's peak memory for REPORT, so neither touches the
+//! invoke path.
+
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use interop::RequestId;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::oneshot;
+
+use crate::supervisor::memory;
+
+/// Bytes of log an invoker gets with `X-Amz-Log-Type: Tail`.
+pub const TAIL_BYTES: usize = 4096;
+
+/// A line longer than this is written in pieces as it arrives (still intact on stdout).
+const PIECE_BYTES: usize = 64 * 1024;
+
+/// The REPORT line of one invoke.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Request id.
+    pub id: RequestId,
+    /// Invoke duration.
+    pub duration: Duration,
+    /// Init duration after a cold start.
+    pub init_duration: Option<Duration>,
+    /// Configured memory size, MB.
+    pub memory_size_mb: u64,
+    /// Runtime pid whose process tree is measured.
+    pub runtime_pid: Option<i32>,
+}
+
+enum Msg {
+    Bytes { data: Vec<u8>, end_of_line: bool },
+    Start { id: RequestId, version: String },
+    End { id: RequestId },
+    Report(Report),
+    CaptureStart,
+    CaptureTake(oneshot::Sender<Vec<u8>>),
+}
+
+/// A cheap handle to the stdout writer.
+#[derive(Clone)]
+pub struct Output {
+    tx: std_mpsc::Sender<Msg>,
+}
+
+impl Output {
+    /// Start the writer thread.
+    pub fn start() -> io::Result<Output> {
+        let (tx, rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("rapid-stdout".into())
+            .spawn(move || Writer::default().run(rx))?;
+        Ok(Output { tx })
+    }
+
+    fn send(&self, m: Msg) {
+        // The writer lives as long as the process.
+        let _ = self.tx.send(m);
+    }
+
+    /// `START RequestId: <id> Version: <v>`.
+    pub fn start_line(&self, id: &RequestId, version: &str) {
+        self.send(Msg::Start {
+            id: id.clone(),
+            version: version.to_owned(),
+        });
+    }
+
+    /// `END RequestId: <id>`.
+    pub fn end_line(&self, id: &RequestId) {
+        self.send(Msg::End { id: id.clone() });
+    }
+
+    /// `REPORT RequestId: ...`.
+    pub fn report_line(&self, r: Report) {
+        self.send(Msg::Report(r));
+    }
+
+    /// Begin keeping the log tail of the invoke that starts now.
+    pub fn capture_start(&self) {
+        self.send(Msg::CaptureStart);
+    }
+
+    /// Stop keeping the tail and hand it over (after everything sent before).
+    pub fn capture_take(&self, to: oneshot::Sender<Vec<u8>>) {
+        self.send(Msg::CaptureTake(to));
+    }
+
+    /// Forward a child's output pipe line by line until it closes.
+    pub fn forward(&self, fd: OwnedFd, stream: &'static str) {
+        let out = self.clone();
+        let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "cannot read the runtime's output");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            let mut reader = BufReader::with_capacity(16 * 1024, rx);
+            let mut line = Vec::new();
+            loop {
+                let buf = match reader.fill_buf().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::debug!(stream, error = %e, "output pipe read failed");
+                        break;
+                    }
+                };
+                if buf.is_empty() {
+                    break;
+                }
+                match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        line.extend_from_slice(&buf[..i]);
+                        reader.consume(i + 1);
+                        out.send(Msg::Bytes {
+                            data: std::mem::take(&mut line),
+                            end_of_line: true,
+                        });
+                    }
+                    None => {
+                        let n = buf.len();
+                        line.extend_from_slice(buf);
+                        reader.consume(n);
+                        if line.len() >= PIECE_BYTES {
+                            out.send(Msg::Bytes {
+                                data: std::mem::take(&mut line),
+                                end_of_line: false,
+                            });
+                        }
+                    }
+                }
+            }
+            if !line.is_empty() {
+                out.send(Msg::Bytes {
+                    data: line,
+                    end_of_line: true,
+                });
+            }
+        });
+    }
+}
+
+#[derive(Default)]
+struct Writer {
+    capture: Option<Vec<u8>>,
+}
+
+fn format_ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// The REPORT line, given the measured peak memory in KiB.
+pub fn report_text(r: &Report, peak_kib: u64) -> String {
+    let billed = (r.duration.as_secs_f64() * 1000.0).ceil().max(1.0) as u64;
+    let mut s = format!(
+        "REPORT RequestId: {}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+        r.id,
+        format_ms(r.duration),
+        billed,
+        r.memory_size_mb,
+        peak_kib.div_ceil(1024),
+    );
+    if let Some(init) = r.init_duration {
+        s.push_str(&format!("\tInit Duration: {} ms", format_ms(init)));
+    }
+    s
+}
+
+impl Writer {
+    fn run(mut self, rx: std_mpsc::Receiver<Msg>) {
+        let stdout = io::stdout();
+        let mut w = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+        while let Ok(first) = rx.recv() {
+            self.handle(&mut w, first);
+            while let Ok(m) = rx.try_recv() {
+                self.handle(&mut w, m);
+            }
+            let _ = w.flush();
+        }
+    }
+
+    fn emit(&mut self, w: &mut impl Write, data: &[u8], end_of_line: bool) {
+        let _ = w.write_all(data);
+        if end_of_line {
+            let _ = w.write_all(b"\n");
+        }
+        if let Some(c) = self.capture.as_mut() {
+            c.extend_from_slice(data);
+            if end_of_line {
+                c.push(b'\n');
+            }
+            if c.len() > 2 * TAIL_BYTES {
+                let cut = c.len() - TAIL_BYTES;
+                c.drain(..cut);
+            }
+        }
+    }
+
+    fn handle(&mut self, w: &mut impl Write, m: Msg) {
+        match m {
+            Msg::Bytes { data, end_of_line } => self.emit(w, &data, end_of_line),
+            Msg::Start { id, version } => {
+                let line = format!("START RequestId: {id} Version: {version}");
+                self.emit(w, line.as_bytes(), true);
+            }
+            Msg::End { id } => {
+                let line = format!("END RequestId: {id}");
+                self.emit(w, line.as_bytes(), true);
+            }
+            Msg::Report(r) => {
+                let peak = r.runtime_pid.map(memory::tree_peak_kib).unwrap_or(0);
+                let line = report_text(&r, peak);
+                self.emit(w, line.as_bytes(), true);
+            }
+            Msg::CaptureStart => self.capture = Some(Vec::new()),
+            Msg::CaptureTake(to) => {
+                let mut c = self.capture.take().unwrap_or_default();
+                if c.len() > TAIL_BYTES {
+                    c.drain(..c.len() - TAIL_BYTES);
+                }
+                let _ = to.send(c);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(init: Option<u64>) -> Report {
+        Report {
+            id: RequestId::from_string("id-1".into()),
+            duration: Duration::from_micros(1_234_567),
+            init_duration: init.map(Duration::from_millis),
+            memory_size_mb: 3008,
+            runtime_pid: None,
+        }
+    }
+
+    #[test]
+    fn report_format() {
+        assert_eq!(
+            report_text(&report(None), 2049),
+            "REPORT RequestId: id-1\tDuration: 1234.57 ms\tBilled Duration: 1235 ms\tMemory Size: 3008 MB\tMax Memory Used: 3 MB"
+        );
+        assert!(report_text(&report(Some(12)), 1).ends_with("\tInit Duration: 12.00 ms"));
+    }
+
+    #[test]
+    fn tail_keeps_the_last_bytes() {
+        let mut w = Writer::default();
+        let mut sink = Vec::new();
+        w.handle(&mut sink, Msg::CaptureStart);
+        for i in 0..2000 {
+            w.handle(
+                &mut sink,
+                Msg::Bytes {
+                    data: format!("line {i}").into_bytes(),
+                    end_of_line: true,
+                },
+            );
+        }
+        let (tx, mut rx) = oneshot::channel();
+        w.handle(&mut sink, Msg::CaptureTake(tx));
+        let tail = rx.try_recv().unwrap();
+        assert_eq!(tail.len(), TAIL_BYTES);
+        assert!(tail.ends_with(b"line 1999\n"));
+        assert!(sink.ends_with(b"line 1999\n"));
+        assert!(w.capture.is_none());
+    }
+}

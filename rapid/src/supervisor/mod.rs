@@ -1,0 +1,9 @@
+//! Processes: spawning children in their own process groups, the one reaper
+//! that owns every `wait`, group kills, and memory accounting.
+
+pub mod memory;
+mod reaper;
+mod spawn;
+
+pub use reaper::{ChildExit, ExitReason, Reaper};
+pub use spawn::{kill_group, SpawnSpec, Spawned};

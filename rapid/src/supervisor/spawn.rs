@@ -1,0 +1,99 @@
+//! Starting a child: its own process group, default signal dispositions, an
+//! empty signal mask, killed if rapid dies, stdout/stderr piped to rapid.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+
+use super::reaper::{ChildExit, Reaper};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its complete environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// A started child.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid, which is also its process group id.
+    pub pid: i32,
+    /// Read end of its stdout.
+    pub stdout: OwnedFd,
+    /// Read end of its stderr.
+    pub stderr: OwnedFd,
+}
+
+/// Runs in the child between fork and exec; only async-signal-safe calls.
+fn child_setup() -> io::Result<()> {
+    // SAFETY: plain libc calls on the child's own process state; all are
+    // async-signal-safe and take no locks or allocations.
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // If rapid itself dies, do not leave the function running.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+    Ok(())
+}
+
+impl Reaper {
+    /// Spawn `spec` and route its exit to `exits`.
+    pub fn spawn(&self, spec: &SpawnSpec, exits: mpsc::UnboundedSender<ChildExit>) -> io::Result<Spawned> {
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: child_setup only makes async-signal-safe calls.
+        unsafe {
+            cmd.pre_exec(child_setup);
+        }
+        let mut child = cmd.spawn()?;
+        let pid = child.id() as i32;
+        self.register(pid, exits);
+        let stdout = child
+            .stdout
+            .take()
+            .map(OwnedFd::from)
+            .ok_or_else(|| io::Error::other("child stdout missing"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .map(OwnedFd::from)
+            .ok_or_else(|| io::Error::other("child stderr missing"))?;
+        // `child` is dropped without waiting: the reaper owns the wait.
+        Ok(Spawned { pid, stdout, stderr })
+    }
+}
+
+/// Send `sig` to the whole process group `pgid`. A group that is already gone
+/// is not an error.
+pub fn kill_group(pgid: i32, sig: Signal) {
+    match killpg(Pid::from_raw(pgid), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(pgid, signal = %sig, error = %e, "killpg failed"),
+    }
+}

@@ -1,0 +1,345 @@
+//! The Runtime API calls: `/next`, `/response`, `/error`, `/init/error`.
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use fatalerror::ErrorType;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use interop::{ErrorInvokeResponse, FunctionError, ResponseMode, MAX_PAYLOAD};
+use tokio::sync::mpsc;
+
+use crate::body::{full, ResponseBuilderExt};
+use crate::error::ApiError;
+use crate::headers as h;
+use crate::outcome::{InvokeOutcome, InvokeResponse, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS};
+use crate::rendezvous::{Dispatched, NextCall};
+use crate::routes::RuntimeApi;
+
+type Reply = Result<Response<Full<Bytes>>, ApiError>;
+
+/// How far past the limit a too-large buffered body is read to report its size.
+const OVERSIZE_COUNT_LIMIT: u64 = 1 << 30;
+
+fn accepted() -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body_or_500(full(&b"{\"status\":\"OK\"}"[..]))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// `GET /runtime/invocation/next`.
+pub(crate) async fn next(api: &RuntimeApi) -> Reply {
+    let dispatched = match api.rendezvous.next()? {
+        NextCall::Now(d) => d,
+        NextCall::Wait(rx) => rx.await.map_err(|_| {
+            ApiError::new(
+                StatusCode::GONE,
+                ErrorType::InvalidStateTransition,
+                "The sandbox was reset while this call waited for an invoke",
+            )
+        })?,
+    };
+    Ok(next_response(&dispatched))
+}
+
+fn next_response(d: &Dispatched) -> Response<Full<Bytes>> {
+    let inv = &d.invoke;
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(h::REQUEST_ID, inv.id.as_str())
+        .header(h::DEADLINE_MS, d.deadline_epoch_ms)
+        .header(h::FUNCTION_ARN, inv.invoked_function_arn.as_str())
+        .header(header::CONTENT_TYPE, inv.content_type.as_str());
+    // These were validated as header values when the invoke was accepted.
+    for (name, value) in [
+        (h::TRACE_ID, &inv.trace_id),
+        (h::CLIENT_CONTEXT, &inv.client_context),
+        (h::COGNITO_IDENTITY, &inv.cognito_identity),
+    ] {
+        if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            b = b.header(name, v);
+        }
+    }
+    b.body_or_500(full(d.payload.clone()))
+}
+
+/// `POST /runtime/invocation/{id}/response`.
+pub(crate) async fn response(api: &RuntimeApi, id: &str, req: Request<Incoming>) -> Reply {
+    let mode = ResponseMode::from_header(header_str(req.headers(), h::RESPONSE_MODE).or_else(|| {
+        // A present header that is not valid text is still "present and not streaming".
+        req.headers().get(h::RESPONSE_MODE).map(|_| "<non-text>")
+    }));
+    let ticket = api.rendezvous.begin_response(id, || match &mode {
+        Ok(_) => Ok(()),
+        Err(v) => Err(ApiError::invalid_response_mode(v)),
+    })?;
+    let mode = mode.unwrap_or_default();
+    let content_type = header_str(req.headers(), "content-type").map(str::to_owned);
+    let span = tracing::debug_span!("response", request_id = %ticket.id, ?mode);
+    let _enter = span.enter();
+    match mode {
+        ResponseMode::Buffered => buffered_response(api, ticket, content_type, req).await,
+        ResponseMode::Streaming => streaming_response(api, ticket, content_type, req).await,
+    }
+}
+
+enum ReadError {
+    TooLarge(u64),
+    Broken(String),
+}
+
+/// Read a body of at most `limit` bytes. Past the limit, keep counting (without
+/// storing) so the error can say how large the body was.
+async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, ReadError> {
+    let mut buf = BytesMut::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if total <= limit as u64 {
+                buf.extend_from_slice(&data);
+            } else if total > OVERSIZE_COUNT_LIMIT {
+                return Err(ReadError::TooLarge(total));
+            }
+        }
+    }
+    if total > limit as u64 {
+        return Err(ReadError::TooLarge(total));
+    }
+    Ok(buf.freeze())
+}
+
+fn too_large_error(size: u64) -> FunctionError {
+    FunctionError::new(
+        ErrorType::FunctionResponseSizeTooLarge,
+        format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."),
+    )
+}
+
+fn truncated_error(detail: &str) -> FunctionError {
+    FunctionError::new(
+        ErrorType::RuntimeTruncatedResponse,
+        format!("The runtime's response body was cut off: {detail}"),
+    )
+}
+
+async fn buffered_response(
+    api: &RuntimeApi,
+    mut ticket: crate::rendezvous::ResponseTicket,
+    content_type: Option<String>,
+    req: Request<Incoming>,
+) -> Reply {
+    let declared = content_length(req.headers());
+    let result = match declared {
+        Some(n) if n > MAX_PAYLOAD as u64 => Err(ReadError::TooLarge(n)),
+        _ => read_limited(req.into_body(), MAX_PAYLOAD).await,
+    };
+    let reply = ticket.reply.take();
+    let send = |outcome| {
+        if let Some(r) = reply {
+            let _ = r.send(outcome);
+        }
+    };
+    match result {
+        Ok(body) => {
+            let produced = body.len() as u64;
+            send(InvokeOutcome::Response(InvokeResponse {
+                content_type,
+                body: ResponseBody::Buffered(body),
+            }));
+            api.rendezvous
+                .end_response(ticket.generation, produced, ResponseMode::Buffered, None);
+            Ok(accepted())
+        }
+        Err(ReadError::TooLarge(size)) => {
+            let err = too_large_error(size);
+            tracing::info!(size, "response rejected: larger than the payload limit");
+            send(InvokeOutcome::failure(err.clone()));
+            api.rendezvous
+                .end_response(ticket.generation, 0, ResponseMode::Buffered, Some(err));
+            Err(ApiError::too_large())
+        }
+        Err(ReadError::Broken(detail)) => {
+            let err = truncated_error(&detail);
+            send(InvokeOutcome::failure(err.clone()));
+            api.rendezvous
+                .end_response(ticket.generation, 0, ResponseMode::Buffered, Some(err));
+            Err(ApiError::bad_request(format!("Could not read the response body: {detail}")))
+        }
+    }
+}
+
+/// Decode the error a streaming runtime reports in its trailers.
+fn trailer_error(trailers: &HeaderMap) -> Option<FunctionError> {
+    let raw_type = header_str(trailers, h::ERROR_TYPE)?;
+    let error_type = ErrorType::from_runtime(raw_type);
+    let message = header_str(trailers, h::ERROR_BODY)
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .map(|bytes| match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => v
+                .get("errorMessage")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+            Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+        })
+        .unwrap_or_default();
+    Some(FunctionError::new(error_type, message))
+}
+
+async fn streaming_response(
+    api: &RuntimeApi,
+    mut ticket: crate::rendezvous::ResponseTicket,
+    content_type: Option<String>,
+    req: Request<Incoming>,
+) -> Reply {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
+    if let Some(reply) = ticket.reply.take() {
+        let _ = reply.send(InvokeOutcome::Response(InvokeResponse {
+            content_type,
+            body: ResponseBody::Streaming(rx),
+        }));
+    }
+    let cap = api.config.stream_cap_bytes;
+    let mut body = req.into_body();
+    let mut produced: u64 = 0;
+    let mut client_gone = false;
+    let mut failure: Option<FunctionError> = None;
+    let mut over_cap = false;
+    let mut error_sent = false;
+    // Forward until the body ends; keep reading after the invoker left or the cap
+    // was hit so the runtime is never stuck mid-upload.
+    loop {
+        let item = match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
+                failure = Some(truncated_error(&e.to_string()));
+                break;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    produced += data.len() as u64;
+                    if over_cap {
+                        continue;
+                    }
+                    if produced > cap {
+                        over_cap = true;
+                        let err = FunctionError::new(
+                            ErrorType::FunctionResponseSizeTooLarge,
+                            format!("Response payload size exceeded maximum allowed payload size ({cap} bytes)."),
+                        );
+                        failure = Some(err.clone());
+                        error_sent = true;
+                        StreamItem::Error(err)
+                    } else {
+                        StreamItem::Chunk(data)
+                    }
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => match trailer_error(&trailers) {
+                        Some(err) if failure.is_none() => {
+                            failure = Some(err.clone());
+                            error_sent = true;
+                            StreamItem::Error(err)
+                        }
+                        _ => continue,
+                    },
+                    Err(_) => continue,
+                },
+            },
+        };
+        if !client_gone && tx.send(item).await.is_err() {
+            client_gone = true;
+            tracing::debug!("invoker went away; draining the rest of the stream");
+        }
+    }
+    if !client_gone {
+        let last = match &failure {
+            None => Some(StreamItem::End),
+            Some(err) if !error_sent => Some(StreamItem::Error(err.clone())),
+            Some(_) => None,
+        };
+        if let Some(last) = last {
+            let _ = tx.send(last).await;
+        }
+    }
+    api.rendezvous
+        .end_response(ticket.generation, produced, ResponseMode::Streaming, failure.clone());
+    if over_cap {
+        return Err(ApiError::too_large());
+    }
+    Ok(accepted())
+}
+
+/// Error type and message of an `/error` or `/init/error` call.
+fn reported_error(headers: &HeaderMap, body: &[u8]) -> FunctionError {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let error_type = match header_str(headers, h::ERROR_TYPE) {
+        Some(t) => ErrorType::from_runtime(t),
+        None => field("errorType")
+            .map(|t| ErrorType::from_runtime(&t))
+            .unwrap_or(ErrorType::RuntimeUnknown),
+    };
+    let message = field("errorMessage").unwrap_or_default();
+    FunctionError::new(error_type, message)
+}
+
+async fn read_error_body(req: Request<Incoming>) -> Result<(HeaderMap, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    if content_length(&parts.headers).is_some_and(|n| n > MAX_PAYLOAD as u64) {
+        return Err(ApiError::too_large());
+    }
+    match read_limited(body, MAX_PAYLOAD).await {
+        Ok(b) => Ok((parts.headers, b)),
+        Err(ReadError::TooLarge(_)) => Err(ApiError::too_large()),
+        Err(ReadError::Broken(d)) => Err(ApiError::bad_request(format!("Could not read the body: {d}"))),
+    }
+}
+
+/// `POST /runtime/invocation/{id}/error`.
+pub(crate) async fn invocation_error(api: &RuntimeApi, id: &str, req: Request<Incoming>) -> Reply {
+    api.rendezvous.check_error(id)?;
+    let (headers, body) = read_error_body(req).await?;
+    let error = reported_error(&headers, &body);
+    tracing::debug!(request_id = id, error_type = %error.error_type, "function reported an error");
+    let payload = (!body.is_empty()).then(|| body.to_vec());
+    api.rendezvous.invocation_error(
+        id,
+        ErrorInvokeResponse {
+            function_error: error,
+            payload,
+        },
+    )?;
+    Ok(accepted())
+}
+
+/// `POST /runtime/init/error`.
+pub(crate) async fn init_error(api: &RuntimeApi, req: Request<Incoming>) -> Reply {
+    api.rendezvous.check_init_error()?;
+    let (headers, body) = read_error_body(req).await?;
+    let error = reported_error(&headers, &body);
+    tracing::info!(error_type = %error.error_type, "runtime reported an init error");
+    let payload = (!body.is_empty()).then(|| body.to_vec());
+    api.rendezvous.init_error(ErrorInvokeResponse {
+        function_error: error,
+        payload,
+    })?;
+    Ok(accepted())
+}

@@ -1,0 +1,40 @@
+//! The HTTP face that processes inside the sandbox see: the Runtime API
+//! (SPEC §3), and the rendezvous state it guards. It never spawns or kills
+//! processes; the lifecycle engine drives it through [`RuntimeHandle`].
+
+mod body;
+mod error;
+mod handlers;
+mod outcome;
+mod rendezvous;
+mod routes;
+pub mod server;
+pub mod state;
+
+pub use body::{full, json_error, ResponseBuilderExt};
+pub use error::ApiError;
+pub use outcome::{InvokeOutcome, InvokeResponse, OutcomeSender, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS};
+pub use rendezvous::{reset_error, DispatchError, Dispatched, Rendezvous, RuntimeEvent, RuntimeHandle};
+pub use routes::{ApiConfig, RuntimeApi};
+
+/// Header names of the Runtime API.
+pub mod headers {
+    /// The invoke's request id.
+    pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+    /// Epoch milliseconds by which the invoke must finish.
+    pub const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+    /// The function ARN.
+    pub const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+    /// X-Ray trace header.
+    pub const TRACE_ID: &str = "lambda-runtime-trace-id";
+    /// Decoded client context JSON.
+    pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+    /// Cognito identity JSON.
+    pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+    /// `streaming` for streamed responses.
+    pub const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
+    /// Error type of `/error` and `/init/error` calls and of stream trailers.
+    pub const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+    /// Base64 error body in stream trailers.
+    pub const ERROR_BODY: &str = "lambda-runtime-function-error-body";
+}

@@ -1,0 +1,368 @@
+//! The rendezvous between the lifecycle engine and the runtime's HTTP calls.
+//!
+//! One `Mutex<Inner>` guards the runtime's state, its parked `/next` call and the
+//! invoke in flight. It is never held across an `.await`: handlers validate and
+//! transition under the lock, then do their I/O outside it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use fatalerror::ErrorType;
+use interop::{ErrorInvokeResponse, FunctionError, Invoke, RequestId, ResponseMode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+use crate::outcome::{InvokeOutcome, OutcomeSender};
+use crate::state::{RuntimeCall, RuntimeState};
+
+/// An invoke as handed to the runtime's `/next`.
+#[derive(Debug)]
+pub struct Dispatched {
+    /// The invoke's metadata.
+    pub invoke: Invoke,
+    /// The event payload.
+    pub payload: Bytes,
+    /// `Lambda-Runtime-Deadline-Ms`: epoch milliseconds.
+    pub deadline_epoch_ms: u64,
+}
+
+/// What the Runtime API tells the lifecycle engine.
+#[derive(Debug)]
+pub enum RuntimeEvent {
+    /// The runtime called `/next`: init is done, or the previous invoke is.
+    Ready {
+        /// Sandbox generation the call belongs to.
+        generation: u64,
+    },
+    /// The runtime called `/init/error`.
+    InitError {
+        /// Sandbox generation.
+        generation: u64,
+        /// What it reported.
+        error: ErrorInvokeResponse,
+    },
+    /// The invoke's response (or error) is complete.
+    ResponseDone {
+        /// Sandbox generation.
+        generation: u64,
+        /// Bytes produced for the invoker.
+        produced_bytes: u64,
+        /// Buffered or streamed.
+        mode: ResponseMode,
+        /// The function's error, when it posted `/error` or a stream failed.
+        function_error: Option<FunctionError>,
+    },
+}
+
+/// Why [`RuntimeHandle::dispatch`] refused an invoke.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The runtime is not waiting for work.
+    #[error("runtime is not ready (state {0})")]
+    NotReady(&'static str),
+}
+
+struct Current {
+    dispatched: Arc<Dispatched>,
+    delivered: bool,
+    reply: Option<OutcomeSender>,
+}
+
+struct Inner {
+    generation: u64,
+    state: RuntimeState,
+    parked: Option<oneshot::Sender<Arc<Dispatched>>>,
+    current: Option<Current>,
+}
+
+/// Shared by the Runtime API handlers and the engine's [`RuntimeHandle`].
+pub struct Rendezvous {
+    inner: Mutex<Inner>,
+    events: mpsc::UnboundedSender<RuntimeEvent>,
+}
+
+/// The result of a `/next` call that passed validation.
+pub enum NextCall {
+    /// An event is already waiting.
+    Now(Arc<Dispatched>),
+    /// Park until the engine dispatches (or the sandbox resets: sender dropped).
+    Wait(oneshot::Receiver<Arc<Dispatched>>),
+}
+
+/// Permission to deliver the response or error of one invoke.
+pub struct ResponseTicket {
+    /// Sandbox generation.
+    pub generation: u64,
+    /// The invoke's id.
+    pub id: RequestId,
+    /// Where the outcome goes; `None` if the invoker already had one (timeout race).
+    pub reply: Option<OutcomeSender>,
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Rendezvous {
+    /// A rendezvous for generation 0 and the channel its events go to.
+    pub fn new() -> (Arc<Rendezvous>, mpsc::UnboundedReceiver<RuntimeEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let r = Rendezvous {
+            inner: Mutex::new(Inner {
+                generation: 0,
+                state: RuntimeState::Started,
+                parked: None,
+                current: None,
+            }),
+            events: tx,
+        };
+        (Arc::new(r), rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock means a handler panicked mid-update; the data is still
+        // a valid state machine value, so carry on with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&self, event: RuntimeEvent) {
+        // The engine owns the receiver for rapid's whole life; a send error only
+        // happens during process exit, when nobody needs the event.
+        let _ = self.events.send(event);
+    }
+
+    /// `GET /next`.
+    pub fn next(&self) -> Result<NextCall, ApiError> {
+        let mut g = self.lock();
+        let undelivered = g.current.as_ref().is_some_and(|c| !c.delivered);
+        let from = g.state;
+        let to = from
+            .on(RuntimeCall::Next, undelivered)
+            .map_err(ApiError::transition)?;
+        g.state = to;
+        if to == RuntimeState::Invoking {
+            // The dispatched event's first /next went away: hand it out now.
+            if let Some(c) = g.current.as_mut() {
+                c.delivered = true;
+                return Ok(NextCall::Now(c.dispatched.clone()));
+            }
+        }
+        g.current = None;
+        let (tx, rx) = oneshot::channel();
+        g.parked = Some(tx);
+        let generation = g.generation;
+        drop(g);
+        if from != RuntimeState::Ready {
+            self.emit(RuntimeEvent::Ready { generation });
+        }
+        Ok(NextCall::Wait(rx))
+    }
+
+    /// Validate `/response` or `/error` for `id`: the id must be the invoke in
+    /// flight (else 400 `InvalidRequestID`) and the call allowed now (else 403).
+    fn check_invoke(&self, g: &Inner, id: &str, call: RuntimeCall) -> Result<RuntimeState, ApiError> {
+        match &g.current {
+            Some(c) if c.dispatched.invoke.id == *id => {}
+            _ => return Err(ApiError::invalid_request_id(id)),
+        }
+        g.state.on(call, false).map_err(ApiError::transition)
+    }
+
+    /// Check that `/error` for `id` is allowed now (before reading its body).
+    pub fn check_error(&self, id: &str) -> Result<(), ApiError> {
+        let g = self.lock();
+        self.check_invoke(&g, id, RuntimeCall::Error).map(|_| ())
+    }
+
+    /// `POST /invocation/{id}/response` begins: validation, then `Responding`.
+    /// `validate` runs after the id and state checks and before any change.
+    pub fn begin_response(
+        &self,
+        id: &str,
+        validate: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Result<ResponseTicket, ApiError> {
+        let mut g = self.lock();
+        let to = self.check_invoke(&g, id, RuntimeCall::ResponseStart)?;
+        validate()?;
+        g.state = to;
+        let generation = g.generation;
+        let c = g.current.as_mut().ok_or_else(|| ApiError::invalid_request_id(id))?;
+        Ok(ResponseTicket {
+            generation,
+            id: c.dispatched.invoke.id.clone(),
+            reply: c.reply.take(),
+        })
+    }
+
+    /// The response body has been handled (delivered, rejected, or cut off).
+    pub fn end_response(
+        &self,
+        ticket_generation: u64,
+        produced_bytes: u64,
+        mode: ResponseMode,
+        function_error: Option<FunctionError>,
+    ) {
+        let mut g = self.lock();
+        if g.generation != ticket_generation {
+            return;
+        }
+        if let Ok(to) = g.state.on(RuntimeCall::ResponseEnd, false) {
+            g.state = to;
+            drop(g);
+            self.emit(RuntimeEvent::ResponseDone {
+                generation: ticket_generation,
+                produced_bytes,
+                mode,
+                function_error,
+            });
+        }
+    }
+
+    /// `POST /invocation/{id}/error`: validation and the transition in one step;
+    /// the caller has already read the body.
+    pub fn invocation_error(&self, id: &str, error: ErrorInvokeResponse) -> Result<(), ApiError> {
+        let mut g = self.lock();
+        let to = self.check_invoke(&g, id, RuntimeCall::Error)?;
+        g.state = to;
+        let generation = g.generation;
+        let reply = g.current.as_mut().and_then(|c| c.reply.take());
+        drop(g);
+        let produced = error.body().len() as u64;
+        let function_error = error.function_error.clone();
+        if let Some(reply) = reply {
+            let _ = reply.send(InvokeOutcome::Error(error));
+        }
+        self.emit(RuntimeEvent::ResponseDone {
+            generation,
+            produced_bytes: produced,
+            mode: ResponseMode::Buffered,
+            function_error: Some(function_error),
+        });
+        Ok(())
+    }
+
+    /// Check that `/init/error` is allowed now (before reading its body).
+    pub fn check_init_error(&self) -> Result<(), ApiError> {
+        let g = self.lock();
+        g.state
+            .on(RuntimeCall::InitError, false)
+            .map(|_| ())
+            .map_err(ApiError::transition)
+    }
+
+    /// `POST /init/error`.
+    pub fn init_error(&self, error: ErrorInvokeResponse) -> Result<(), ApiError> {
+        let mut g = self.lock();
+        let to = g
+            .state
+            .on(RuntimeCall::InitError, false)
+            .map_err(ApiError::transition)?;
+        g.state = to;
+        let generation = g.generation;
+        drop(g);
+        self.emit(RuntimeEvent::InitError { generation, error });
+        Ok(())
+    }
+}
+
+/// The engine's view of the Runtime API.
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    r: Arc<Rendezvous>,
+}
+
+impl RuntimeHandle {
+    /// Wrap the shared rendezvous.
+    pub fn new(r: Arc<Rendezvous>) -> Self {
+        RuntimeHandle { r }
+    }
+
+    /// The current sandbox generation.
+    pub fn generation(&self) -> u64 {
+        self.r.lock().generation
+    }
+
+    /// The runtime's current state.
+    pub fn state(&self) -> RuntimeState {
+        self.r.lock().state
+    }
+
+    /// Hand an invoke to the runtime. The outcome goes to `reply` directly from
+    /// the `/response` or `/error` handler, or from [`RuntimeHandle::fail_current`].
+    pub fn dispatch(
+        &self,
+        invoke: Invoke,
+        payload: Bytes,
+        reply: OutcomeSender,
+    ) -> Result<(), (DispatchError, OutcomeSender)> {
+        let mut g = self.r.lock();
+        let to = match g.state.on(RuntimeCall::Dispatch, false) {
+            Ok(to) => to,
+            Err(e) => return Err((DispatchError::NotReady(e.from.name()), reply)),
+        };
+        let deadline_epoch_ms = epoch_ms() + invoke.timeout_ms;
+        let dispatched = Arc::new(Dispatched {
+            invoke,
+            payload,
+            deadline_epoch_ms,
+        });
+        g.state = to;
+        let delivered = match g.parked.take() {
+            Some(waiter) => waiter.send(dispatched.clone()).is_ok(),
+            None => false,
+        };
+        g.current = Some(Current {
+            dispatched,
+            delivered,
+            reply: Some(reply),
+        });
+        Ok(())
+    }
+
+    /// Fail the invoke in flight with `error` if its invoker is still waiting.
+    /// Returns whether an outcome was sent.
+    pub fn fail_current(&self, error: FunctionError) -> bool {
+        let reply = self.r.lock().current.as_mut().and_then(|c| c.reply.take());
+        match reply {
+            Some(reply) => reply.send(InvokeOutcome::failure(error)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The id of the invoke in flight, if any.
+    pub fn current_id(&self) -> Option<RequestId> {
+        self.r
+            .lock()
+            .current
+            .as_ref()
+            .map(|c| c.dispatched.invoke.id.clone())
+    }
+
+    /// Start a new generation: forget the runtime, its parked call and its invoke.
+    /// An invoker still waiting gets `error` (a reset never leaves one hanging).
+    pub fn reset(&self, error: FunctionError) -> u64 {
+        let mut g = self.r.lock();
+        let reply = g.current.take().and_then(|mut c| c.reply.take());
+        g.parked = None;
+        g.state = RuntimeState::Started;
+        g.generation += 1;
+        let generation = g.generation;
+        drop(g);
+        if let Some(reply) = reply {
+            let _ = reply.send(InvokeOutcome::failure(error));
+        }
+        generation
+    }
+}
+
+/// A handy default error for resets that should never meet a waiting invoker.
+pub fn reset_error() -> FunctionError {
+    FunctionError::new(ErrorType::SandboxFailure, "The sandbox was reset")
+}
+
+#[cfg(test)]
+mod tests;

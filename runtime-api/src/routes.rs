@@ -1,0 +1,138 @@
+//! Routing of the Runtime API (`/2018-06-01/runtime/...`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::body::json_error;
+use crate::error::ApiError;
+use crate::handlers;
+use crate::rendezvous::Rendezvous;
+
+/// Settings of the Runtime API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest streamed response, in bytes.
+    pub stream_cap_bytes: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            stream_cap_bytes: 200 * 1024 * 1024,
+        }
+    }
+}
+
+/// The Runtime API service: cheap to clone, one per connection.
+#[derive(Clone)]
+pub struct RuntimeApi {
+    pub(crate) rendezvous: Arc<Rendezvous>,
+    pub(crate) config: Arc<ApiConfig>,
+}
+
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+enum Route<'a> {
+    Next,
+    Response(&'a str),
+    Error(&'a str),
+    InitError,
+}
+
+fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
+    let not_found = || ApiError::not_found(method, path);
+    let rest = path.strip_prefix(PREFIX).ok_or_else(not_found)?;
+    let (route, want) = match rest {
+        "invocation/next" => (Route::Next, Method::GET),
+        "init/error" => (Route::InitError, Method::POST),
+        _ => {
+            let inv = rest.strip_prefix("invocation/").ok_or_else(not_found)?;
+            let (id, action) = inv.rsplit_once('/').ok_or_else(not_found)?;
+            if id.is_empty() || id.contains('/') {
+                return Err(not_found());
+            }
+            match action {
+                "response" => (Route::Response(id), Method::POST),
+                "error" => (Route::Error(id), Method::POST),
+                _ => return Err(not_found()),
+            }
+        }
+    };
+    if *method != want {
+        return Err(ApiError::method_not_allowed(method, path));
+    }
+    Ok(route)
+}
+
+impl RuntimeApi {
+    /// A Runtime API over `rendezvous`.
+    pub fn new(rendezvous: Arc<Rendezvous>, config: ApiConfig) -> Self {
+        RuntimeApi {
+            rendezvous,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Answer one request.
+    pub async fn handle(self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_owned();
+        let result = match route(req.method(), &path) {
+            Err(e) => Err(e),
+            Ok(Route::Next) => handlers::next(&self).await,
+            Ok(Route::Response(id)) => handlers::response(&self, id, req).await,
+            Ok(Route::Error(id)) => handlers::invocation_error(&self, id, req).await,
+            Ok(Route::InitError) => handlers::init_error(&self, req).await,
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(%path, status = %e.status, error_type = %e.error_type, "runtime API call rejected: {}", e.message);
+                json_error(&e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert!(matches!(route(&get, "/2018-06-01/runtime/invocation/next"), Ok(Route::Next)));
+        assert!(matches!(
+            route(&post, "/2018-06-01/runtime/invocation/abc-1/response"),
+            Ok(Route::Response("abc-1"))
+        ));
+        assert!(matches!(
+            route(&post, "/2018-06-01/runtime/invocation/abc/error"),
+            Ok(Route::Error("abc"))
+        ));
+        assert!(matches!(route(&post, "/2018-06-01/runtime/init/error"), Ok(Route::InitError)));
+    }
+
+    #[test]
+    fn bad_routes() {
+        let get = Method::GET;
+        let post = Method::POST;
+        for (m, p, status) in [
+            (&post, "/2018-06-01/runtime/invocation/next", 405),
+            (&get, "/2018-06-01/runtime/invocation/x/response", 405),
+            (&get, "/2018-06-01/runtime/init/error", 405),
+            (&get, "/", 404),
+            (&post, "/2018-06-01/runtime/invocation//response", 404),
+            (&post, "/2018-06-01/runtime/invocation/a/b/response", 404),
+            (&post, "/2018-06-01/runtime/invocation/a/other", 404),
+            (&get, "/2018-06-01/runtime/unknown", 404),
+        ] {
+            let e = route(m, p).err().map(|e| e.status.as_u16());
+            assert_eq!(e, Some(status), "{m} {p}");
+        }
+    }
+}
