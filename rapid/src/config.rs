@@ -119,7 +119,11 @@ pub struct Args {
 
     /// The runtime to start and its arguments. Default: the first executable of
     /// /var/task/bootstrap, /opt/bootstrap, /var/runtime/bootstrap.
-    #[arg(value_name = "BOOTSTRAP [ARGS]...", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "BOOTSTRAP [ARGS]...",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub command: Vec<String>,
 }
 
@@ -129,7 +133,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = if let Ok(secs) = t.parse::<u64>() {
         Duration::from_secs(secs)
     } else if let Ok(secs) = t.parse::<f64>() {
-        if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
             return Err(format!("'{s}' is not a valid duration"));
         }
         Duration::from_secs_f64(secs)
@@ -310,7 +314,10 @@ mod tests {
             resolve_bootstrap(&[], &["/nonexistent/a", "/bin/sh"]),
             Bootstrap::Command { program, .. } if program == Path::new("/bin/sh")
         ));
-        assert!(matches!(resolve_bootstrap(&[], &["/nonexistent/a"]), Bootstrap::Missing(_)));
+        assert!(matches!(
+            resolve_bootstrap(&[], &["/nonexistent/a"]),
+            Bootstrap::Missing(_)
+        ));
     }
 
     #[test]

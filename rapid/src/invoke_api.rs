@@ -60,7 +60,10 @@ impl Body for InvokeBody {
     type Data = Bytes;
     type Error = StreamFailed;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamFailed>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamFailed>>> {
         match &mut *self {
             InvokeBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             InvokeBody::Stream(rx) => match rx.poll_recv(cx) {
@@ -117,7 +120,9 @@ pub fn decode_client_context(raw: &str) -> Result<String, String> {
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| format!("Client context must be a valid Base64-encoded JSON object: {e}"))?;
     if !value.is_object() {
-        return Err("Client context must be a valid Base64-encoded JSON object: not an object".into());
+        return Err(
+            "Client context must be a valid Base64-encoded JSON object: not an object".into(),
+        );
     }
     serde_json::to_string(&value).map_err(|e| e.to_string())
 }
@@ -130,7 +135,11 @@ enum InvocationType {
 
 impl InvokeApi {
     /// A front that queues invokes on `queue`.
-    pub fn new(cfg: Arc<Config>, queue: mpsc::Sender<InvokeRequest>, shutting_down: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        cfg: Arc<Config>,
+        queue: mpsc::Sender<InvokeRequest>,
+        shutting_down: Arc<AtomicBool>,
+    ) -> Self {
         InvokeApi {
             cfg,
             queue,
@@ -163,7 +172,10 @@ impl InvokeApi {
             return json(
                 StatusCode::NOT_FOUND,
                 ErrorType::ResourceNotFoundException,
-                format!("Function not found: {}", self.cfg.function_arn.replace(&self.cfg.function_name, name)),
+                format!(
+                    "Function not found: {}",
+                    self.cfg.function_arn.replace(&self.cfg.function_name, name)
+                ),
             );
         }
         let id = RequestId::generate();
@@ -185,7 +197,9 @@ impl InvokeApi {
                 return json(
                     StatusCode::BAD_REQUEST,
                     ErrorType::InvalidRequestContentException,
-                    format!("Invalid X-Amz-Invocation-Type '{other}': use RequestResponse, Event or DryRun"),
+                    format!(
+                    "Invalid X-Amz-Invocation-Type '{other}': use RequestResponse, Event or DryRun"
+                ),
                 )
             }
         };
@@ -193,7 +207,13 @@ impl InvokeApi {
             None => None,
             Some(raw) => match decode_client_context(raw) {
                 Ok(c) => Some(c),
-                Err(msg) => return json(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestContentException, msg),
+                Err(msg) => {
+                    return json(
+                        StatusCode::BAD_REQUEST,
+                        ErrorType::InvalidRequestContentException,
+                        msg,
+                    )
+                }
             },
         };
         if h.get("x-amz-client-context").is_some() && client_context.is_none() {
@@ -208,10 +228,15 @@ impl InvokeApi {
             Err(answer) => return answer,
         };
         if let InvocationType::DryRun = kind {
-            return with_ids(Response::builder().status(StatusCode::NO_CONTENT), &id, &self.cfg)
-                .body_or_500(InvokeBody::default());
+            return with_ids(
+                Response::builder().status(StatusCode::NO_CONTENT),
+                &id,
+                &self.cfg,
+            )
+            .body_or_500(InvokeBody::default());
         }
-        let want_tail = header_str(h, "x-amz-log-type").is_some_and(|v| v.eq_ignore_ascii_case("Tail"));
+        let want_tail =
+            header_str(h, "x-amz-log-type").is_some_and(|v| v.eq_ignore_ascii_case("Tail"));
         let (reply_tx, reply_rx) = oneshot::channel();
         let (tail_tx, tail_rx) = if want_tail {
             let (t, r) = oneshot::channel();
@@ -247,8 +272,12 @@ impl InvokeApi {
             Err(mpsc::error::TrySendError::Closed(_)) => return unavailable(&id, &self.cfg),
         }
         if let InvocationType::Event = kind {
-            return with_ids(Response::builder().status(StatusCode::ACCEPTED), &id, &self.cfg)
-                .body_or_500(InvokeBody::default());
+            return with_ids(
+                Response::builder().status(StatusCode::ACCEPTED),
+                &id,
+                &self.cfg,
+            )
+            .body_or_500(InvokeBody::default());
         }
         let outcome = match reply_rx.await {
             Ok(o) => o,
@@ -270,7 +299,11 @@ impl InvokeApi {
         match outcome {
             InvokeOutcome::Response(r) => {
                 let ct = r.content_type.as_deref().unwrap_or("application/json");
-                b = b.header(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")));
+                b = b.header(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_str(ct)
+                        .unwrap_or(HeaderValue::from_static("application/json")),
+                );
                 let body = match r.body {
                     ResponseBody::Buffered(bytes) => InvokeBody::Full(Some(bytes)),
                     ResponseBody::Streaming(rx) => InvokeBody::Stream(rx),
@@ -293,10 +326,18 @@ fn with_ids(b: http::response::Builder, id: &RequestId, cfg: &Config) -> http::r
 }
 
 fn unavailable(id: &RequestId, cfg: &Config) -> Answer {
-    let body = FunctionError::new(ErrorType::ServiceException, "rapid is shutting down; the invoke was not run").to_json();
-    with_ids(Response::builder().status(StatusCode::SERVICE_UNAVAILABLE), id, cfg)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(InvokeBody::Full(Some(body.into())))
+    let body = FunctionError::new(
+        ErrorType::ServiceException,
+        "rapid is shutting down; the invoke was not run",
+    )
+    .to_json();
+    with_ids(
+        Response::builder().status(StatusCode::SERVICE_UNAVAILABLE),
+        id,
+        cfg,
+    )
+    .header(header::CONTENT_TYPE, "application/json")
+    .body_or_500(InvokeBody::Full(Some(body.into())))
 }
 
 fn too_large(size: Option<u64>) -> Answer {
@@ -304,7 +345,11 @@ fn too_large(size: Option<u64>) -> Answer {
         Some(n) => format!("{n} byte payload is too large for the RequestResponse invocation type ({MAX_PAYLOAD} byte maximum)"),
         None => format!("Request payload is too large ({MAX_PAYLOAD} byte maximum)"),
     };
-    json(StatusCode::PAYLOAD_TOO_LARGE, ErrorType::RequestEntityTooLargeException, msg)
+    json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorType::RequestEntityTooLargeException,
+        msg,
+    )
 }
 
 /// Read the event, refusing more than `MAX_PAYLOAD` bytes before the runtime sees any.

@@ -62,7 +62,10 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Exi
 pub async fn run(cfg: Config) -> ExitCode {
     let cfg = Arc::new(cfg);
     become_subreaper();
-    let (mut sigterm, mut sigint) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (mut sigterm, mut sigint) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("rapid: cannot install signal handlers: {e}");
@@ -100,17 +103,21 @@ pub async fn run(cfg: Config) -> ExitCode {
             stream_cap_bytes: cfg.stream_cap_bytes,
         },
     );
-    tokio::spawn(runtime_api::server::serve(runtime_listener, "runtime", move |req| {
-        api.clone().handle(req)
-    }));
+    tokio::spawn(runtime_api::server::serve(
+        runtime_listener,
+        "runtime",
+        move |req| api.clone().handle(req),
+    ));
 
     let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue);
     let (cmd_tx, cmd_rx) = mpsc::channel(4);
     let shutting_down = Arc::new(AtomicBool::new(false));
     let front = InvokeApi::new(cfg.clone(), queue_tx, shutting_down.clone());
-    tokio::spawn(runtime_api::server::serve(invoke_listener, "invoke", move |req| {
-        front.clone().handle(req)
-    }));
+    tokio::spawn(runtime_api::server::serve(
+        invoke_listener,
+        "invoke",
+        move |req| front.clone().handle(req),
+    ));
     tracing::info!(
         invoke_api = %cfg.invoke_address,
         runtime_api = %cfg.runtime_api_address,

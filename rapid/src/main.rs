@@ -26,7 +26,10 @@ fn main() -> ExitCode {
     if let rapid::config::Bootstrap::Missing(why) = &cfg.bootstrap {
         tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rapid: cannot start the async runtime: {e}");

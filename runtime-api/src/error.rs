@@ -60,13 +60,19 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             ErrorType::InvalidFunctionResponseMode,
-            format!("Invalid function response mode '{value}': the only supported mode is 'streaming'."),
+            format!(
+                "Invalid function response mode '{value}': the only supported mode is 'streaming'."
+            ),
         )
     }
 
     /// 400 `InvalidRequestFormat`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestFormat, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorType::InvalidRequestFormat,
+            message,
+        )
     }
 
     /// 404 `NotFound`.

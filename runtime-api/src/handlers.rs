@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use crate::body::{full, ResponseBuilderExt};
 use crate::error::ApiError;
 use crate::headers as h;
-use crate::outcome::{InvokeOutcome, InvokeResponse, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS};
+use crate::outcome::{
+    InvokeOutcome, InvokeResponse, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS,
+};
 use crate::rendezvous::{Dispatched, NextCall};
 use crate::routes::RuntimeApi;
 
@@ -74,10 +76,11 @@ fn next_response(d: &Dispatched) -> Response<Full<Bytes>> {
 
 /// `POST /runtime/invocation/{id}/response`.
 pub(crate) async fn response(api: &RuntimeApi, id: &str, req: Request<Incoming>) -> Reply {
-    let mode = ResponseMode::from_header(header_str(req.headers(), h::RESPONSE_MODE).or_else(|| {
-        // A present header that is not valid text is still "present and not streaming".
-        req.headers().get(h::RESPONSE_MODE).map(|_| "<non-text>")
-    }));
+    let mode =
+        ResponseMode::from_header(header_str(req.headers(), h::RESPONSE_MODE).or_else(|| {
+            // A present header that is not valid text is still "present and not streaming".
+            req.headers().get(h::RESPONSE_MODE).map(|_| "<non-text>")
+        }));
     let ticket = api.rendezvous.begin_response(id, || match &mode {
         Ok(_) => Ok(()),
         Err(v) => Err(ApiError::invalid_response_mode(v)),
@@ -174,7 +177,9 @@ async fn buffered_response(
             send(InvokeOutcome::failure(err.clone()));
             api.rendezvous
                 .end_response(ticket.generation, 0, ResponseMode::Buffered, Some(err));
-            Err(ApiError::bad_request(format!("Could not read the response body: {detail}")))
+            Err(ApiError::bad_request(format!(
+                "Could not read the response body: {detail}"
+            )))
         }
     }
 }
@@ -184,15 +189,21 @@ fn trailer_error(trailers: &HeaderMap) -> Option<FunctionError> {
     let raw_type = header_str(trailers, h::ERROR_TYPE)?;
     let error_type = ErrorType::from_runtime(raw_type);
     let message = header_str(trailers, h::ERROR_BODY)
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
-        .map(|bytes| match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(v) => v
-                .get("errorMessage")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
-            Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
         })
+        .map(
+            |bytes| match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(v) => v
+                    .get("errorMessage")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+                Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+            },
+        )
         .unwrap_or_default();
     Some(FunctionError::new(error_type, message))
 }
@@ -273,8 +284,12 @@ async fn streaming_response(
             let _ = tx.send(last).await;
         }
     }
-    api.rendezvous
-        .end_response(ticket.generation, produced, ResponseMode::Streaming, failure.clone());
+    api.rendezvous.end_response(
+        ticket.generation,
+        produced,
+        ResponseMode::Streaming,
+        failure.clone(),
+    );
     if over_cap {
         return Err(ApiError::too_large());
     }
@@ -309,7 +324,9 @@ async fn read_error_body(req: Request<Incoming>) -> Result<(HeaderMap, Bytes), A
     match read_limited(body, MAX_PAYLOAD).await {
         Ok(b) => Ok((parts.headers, b)),
         Err(ReadError::TooLarge(_)) => Err(ApiError::too_large()),
-        Err(ReadError::Broken(d)) => Err(ApiError::bad_request(format!("Could not read the body: {d}"))),
+        Err(ReadError::Broken(d)) => Err(ApiError::bad_request(format!(
+            "Could not read the body: {d}"
+        ))),
     }
 }
 

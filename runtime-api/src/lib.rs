@@ -13,8 +13,12 @@ pub mod state;
 
 pub use body::{full, json_error, ResponseBuilderExt};
 pub use error::ApiError;
-pub use outcome::{InvokeOutcome, InvokeResponse, OutcomeSender, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS};
-pub use rendezvous::{reset_error, DispatchError, Dispatched, Rendezvous, RuntimeEvent, RuntimeHandle};
+pub use outcome::{
+    InvokeOutcome, InvokeResponse, OutcomeSender, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS,
+};
+pub use rendezvous::{
+    reset_error, DispatchError, Dispatched, Rendezvous, RuntimeEvent, RuntimeHandle,
+};
 pub use routes::{ApiConfig, RuntimeApi};
 
 /// Header names of the Runtime API.

@@ -164,7 +164,12 @@ impl Rendezvous {
 
     /// Validate `/response` or `/error` for `id`: the id must be the invoke in
     /// flight (else 400 `InvalidRequestID`) and the call allowed now (else 403).
-    fn check_invoke(&self, g: &Inner, id: &str, call: RuntimeCall) -> Result<RuntimeState, ApiError> {
+    fn check_invoke(
+        &self,
+        g: &Inner,
+        id: &str,
+        call: RuntimeCall,
+    ) -> Result<RuntimeState, ApiError> {
         match &g.current {
             Some(c) if c.dispatched.invoke.id == *id => {}
             _ => return Err(ApiError::invalid_request_id(id)),
@@ -190,7 +195,10 @@ impl Rendezvous {
         validate()?;
         g.state = to;
         let generation = g.generation;
-        let c = g.current.as_mut().ok_or_else(|| ApiError::invalid_request_id(id))?;
+        let c = g
+            .current
+            .as_mut()
+            .ok_or_else(|| ApiError::invalid_request_id(id))?;
         Ok(ResponseTicket {
             generation,
             id: c.dispatched.invoke.id.clone(),

@@ -105,7 +105,10 @@ mod tests {
     fn routes() {
         let get = Method::GET;
         let post = Method::POST;
-        assert!(matches!(route(&get, "/2018-06-01/runtime/invocation/next"), Ok(Route::Next)));
+        assert!(matches!(
+            route(&get, "/2018-06-01/runtime/invocation/next"),
+            Ok(Route::Next)
+        ));
         assert!(matches!(
             route(&post, "/2018-06-01/runtime/invocation/abc-1/response"),
             Ok(Route::Response("abc-1"))
@@ -114,7 +117,10 @@ mod tests {
             route(&post, "/2018-06-01/runtime/invocation/abc/error"),
             Ok(Route::Error("abc"))
         ));
-        assert!(matches!(route(&post, "/2018-06-01/runtime/init/error"), Ok(Route::InitError)));
+        assert!(matches!(
+            route(&post, "/2018-06-01/runtime/init/error"),
+            Ok(Route::InitError)
+        ));
     }
 
     #[test]

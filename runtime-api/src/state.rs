@@ -83,7 +83,11 @@ impl RuntimeState {
     /// The transition table. `undelivered` is true while a dispatched event has
     /// not yet been handed to a `/next` call (its connection dropped), in which
     /// case a new `/next` picks it up.
-    pub fn on(self, call: RuntimeCall, undelivered: bool) -> Result<RuntimeState, InvalidTransition> {
+    pub fn on(
+        self,
+        call: RuntimeCall,
+        undelivered: bool,
+    ) -> Result<RuntimeState, InvalidTransition> {
         use RuntimeCall as C;
         use RuntimeState as S;
         let next = match (self, call) {
@@ -159,7 +163,11 @@ mod tests {
             for c in CALLS {
                 for undelivered in [false, true] {
                     let got = s.on(c, undelivered).ok();
-                    assert_eq!(got, expected(s, c, undelivered), "{s:?} --{c:?}/{undelivered}-->");
+                    assert_eq!(
+                        got,
+                        expected(s, c, undelivered),
+                        "{s:?} --{c:?}/{undelivered}-->"
+                    );
                     allowed += usize::from(got.is_some());
                 }
             }
@@ -171,7 +179,13 @@ mod tests {
     #[test]
     fn happy_cycle() {
         let mut s = S::Started;
-        for c in [C::Next, C::Dispatch, C::ResponseStart, C::ResponseEnd, C::Next] {
+        for c in [
+            C::Next,
+            C::Dispatch,
+            C::ResponseStart,
+            C::ResponseEnd,
+            C::Next,
+        ] {
             s = s.on(c, false).unwrap();
         }
         assert_eq!(s, S::Ready);

@@ -16,7 +16,10 @@ const OWNED: &[&str] = &[
 /// The runtime's complete environment: the caller's, plus the Lambda variables.
 /// Variables the caller set for the function (region, TZ, task root, log group)
 /// are kept; the ones that describe this sandbox are rapid's.
-pub fn runtime_env(cfg: &Config, caller: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+pub fn runtime_env(
+    cfg: &Config,
+    caller: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = caller.collect();
     for k in OWNED {
         env.remove(*k);
@@ -26,10 +29,17 @@ pub fn runtime_env(cfg: &Config, caller: impl Iterator<Item = (String, String)>)
     };
     set_default("AWS_REGION", cfg.region.clone());
     set_default("AWS_DEFAULT_REGION", cfg.region.clone());
-    set_default("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", cfg.function_name));
+    set_default(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        format!("/aws/lambda/{}", cfg.function_name),
+    );
     set_default(
         "AWS_LAMBDA_LOG_STREAM_NAME",
-        format!("$LATEST/[{}]{}", cfg.function_version, uuid::Uuid::new_v4().simple()),
+        format!(
+            "$LATEST/[{}]{}",
+            cfg.function_version,
+            uuid::Uuid::new_v4().simple()
+        ),
     );
     set_default("LAMBDA_TASK_ROOT", "/var/task".into());
     set_default("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
@@ -37,10 +47,19 @@ pub fn runtime_env(cfg: &Config, caller: impl Iterator<Item = (String, String)>)
     if let Some(h) = &cfg.handler {
         env.insert("_HANDLER".into(), h.clone());
     }
-    env.insert("AWS_LAMBDA_RUNTIME_API".into(), cfg.runtime_api_address.to_string());
+    env.insert(
+        "AWS_LAMBDA_RUNTIME_API".into(),
+        cfg.runtime_api_address.to_string(),
+    );
     env.insert("AWS_LAMBDA_FUNCTION_NAME".into(), cfg.function_name.clone());
-    env.insert("AWS_LAMBDA_FUNCTION_VERSION".into(), cfg.function_version.clone());
-    env.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), cfg.memory_size_mb.to_string());
+    env.insert(
+        "AWS_LAMBDA_FUNCTION_VERSION".into(),
+        cfg.function_version.clone(),
+    );
+    env.insert(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+        cfg.memory_size_mb.to_string(),
+    );
     env.insert("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into());
     env.into_iter().collect()
 }

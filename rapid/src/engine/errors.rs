@@ -38,7 +38,10 @@ pub fn timed_out(id: &RequestId, timeout: Duration) -> FunctionError {
 pub fn init_timed_out(timeout: Duration) -> FunctionError {
     FunctionError::new(
         ErrorType::SandboxTimedout,
-        format!("Init phase timed out after {:.2} seconds", timeout.as_secs_f64()),
+        format!(
+            "Init phase timed out after {:.2} seconds",
+            timeout.as_secs_f64()
+        ),
     )
 }
 
@@ -81,7 +84,10 @@ mod tests {
         );
         let t = timed_out(&id, Duration::from_secs(1));
         assert_eq!(t.error_type, ErrorType::SandboxTimedout);
-        assert_eq!(t.error_message, "RequestId: r1 Error: Task timed out after 1.00 seconds");
+        assert_eq!(
+            t.error_message,
+            "RequestId: r1 Error: Task timed out after 1.00 seconds"
+        );
         assert_eq!(
             timed_out(&id, Duration::from_millis(1500)).error_message,
             "RequestId: r1 Error: Task timed out after 1.50 seconds"

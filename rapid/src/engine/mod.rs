@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use interop::{
-    ErrorInvokeResponse, FunctionError, Init, InitFailure, InitMetrics, InitSuccess, Invoke, InvokeFailure,
-    InvokeMetrics, InvokeSuccess, RequestId, ResetSuccess, ShutdownReason, ShutdownSuccess,
+    ErrorInvokeResponse, FunctionError, Init, InitFailure, InitMetrics, InitSuccess, Invoke,
+    InvokeFailure, InvokeMetrics, InvokeSuccess, RequestId, ResetSuccess, ShutdownReason,
+    ShutdownSuccess,
 };
 use nix::sys::signal::Signal;
 use runtime_api::{InvokeOutcome, OutcomeSender, RuntimeEvent, RuntimeHandle};
@@ -336,7 +337,10 @@ impl Engine {
                                 num_active_extensions: 0,
                             },
                         };
-                        tracing::info!(duration_ms = success.metrics.init_duration_ms, "init complete");
+                        tracing::info!(
+                            duration_ms = success.metrics.init_duration_ms,
+                            "init complete"
+                        );
                         match init.waiting {
                             Some(req) => {
                                 self.phase = Phase::Ready;
@@ -357,14 +361,21 @@ impl Engine {
                         };
                         tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
                             produced_bytes = success.metrics.produced_bytes, "invoke complete");
-                        self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+                        self.finish_lines(
+                            &run.id,
+                            run.started.elapsed(),
+                            run.init_duration,
+                            run.tail,
+                        );
                         self.phase = Phase::Ready;
                     }
                     other => self.phase = other,
                 }
             }
             RuntimeEvent::InitError { generation, error } if generation == self.generation => {
-                if let Phase::Initializing(init) = std::mem::replace(&mut self.phase, Phase::Stopped) {
+                if let Phase::Initializing(init) =
+                    std::mem::replace(&mut self.phase, Phase::Stopped)
+                {
                     self.kill_runtime().await;
                     let mut fe = error.function_error;
                     if let Some(w) = &init.waiting {
@@ -456,7 +467,11 @@ impl Engine {
         self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
         self.kill_runtime().await;
         let reset = self.reset_generation(reason);
-        tracing::info!(reason = reset.reason.as_str(), duration_ms = reset.duration_ms, "sandbox reset");
+        tracing::info!(
+            reason = reset.reason.as_str(),
+            duration_ms = reset.duration_ms,
+            "sandbox reset"
+        );
         self.start_init(None);
     }
 
@@ -511,7 +526,11 @@ impl Engine {
         let mut killed = false;
         if let Some(p) = self.proc.take() {
             kill_group(p.pid, Signal::SIGTERM);
-            if self.await_exit(p.pid, RUNTIME_SHUTDOWN_GRACE).await.is_none() {
+            if self
+                .await_exit(p.pid, RUNTIME_SHUTDOWN_GRACE)
+                .await
+                .is_none()
+            {
                 killed = true;
                 kill_group(p.pid, Signal::SIGKILL);
                 self.await_exit(p.pid, KILL_WAIT).await;

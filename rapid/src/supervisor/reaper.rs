@@ -136,7 +136,13 @@ mod tests {
     #[test]
     fn exit_reason_wording() {
         assert_eq!(ExitReason::Code(3).to_string(), "exit status 3");
-        assert_eq!(ExitReason::Signal(Signal::SIGKILL).to_string(), "signal: killed");
-        assert_eq!(ExitReason::Signal(Signal::SIGTERM).to_string(), "signal: terminated");
+        assert_eq!(
+            ExitReason::Signal(Signal::SIGKILL).to_string(),
+            "signal: killed"
+        );
+        assert_eq!(
+            ExitReason::Signal(Signal::SIGTERM).to_string(),
+            "signal: terminated"
+        );
     }
 }

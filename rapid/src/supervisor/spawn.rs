@@ -59,7 +59,11 @@ fn child_setup() -> io::Result<()> {
 
 impl Reaper {
     /// Spawn `spec` and route its exit to `exits`.
-    pub fn spawn(&self, spec: &SpawnSpec, exits: mpsc::UnboundedSender<ChildExit>) -> io::Result<Spawned> {
+    pub fn spawn(
+        &self,
+        spec: &SpawnSpec,
+        exits: mpsc::UnboundedSender<ChildExit>,
+    ) -> io::Result<Spawned> {
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .env_clear()
@@ -85,7 +89,11 @@ impl Reaper {
             .map(OwnedFd::from)
             .ok_or_else(|| io::Error::other("child stderr missing"))?;
         // `child` is dropped without waiting: the reaper owns the wait.
-        Ok(Spawned { pid, stdout, stderr })
+        Ok(Spawned {
+            pid,
+            stdout,
+            stderr,
+        })
     }
 }
 
