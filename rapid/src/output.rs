@@ -151,9 +151,16 @@ impl Output {
     }
 }
 
+/// How long a memory reading is reused. VmHWM only grows, so a reading this
+/// fresh is at most a few milliseconds behind; re-reading /proc for every
+/// invoke would cost more CPU than the invoke itself.
+const MEMORY_READING_TTL: Duration = Duration::from_millis(20);
+
 #[derive(Default)]
 struct Writer {
     capture: Option<Vec<u8>>,
+    /// Last memory reading: (pid, when, peak KiB).
+    memory: Option<(i32, std::time::Instant, u64)>,
 }
 
 fn format_ms(d: Duration) -> String {
@@ -190,6 +197,24 @@ impl Writer {
         }
     }
 
+    fn peak_kib(&mut self, pid: i32) -> u64 {
+        let now = std::time::Instant::now();
+        match self.memory {
+            Some((p, at, kib)) if p == pid && now.duration_since(at) < MEMORY_READING_TTL => kib,
+            previous => {
+                let mut kib = memory::tree_peak_kib(pid);
+                if kib == 0 {
+                    // The process is gone (crash): its last reading is the best we have.
+                    kib = previous
+                        .filter(|(p, _, _)| *p == pid)
+                        .map_or(0, |(_, _, k)| k);
+                }
+                self.memory = Some((pid, now, kib));
+                kib
+            }
+        }
+    }
+
     fn emit(&mut self, w: &mut impl Write, data: &[u8], end_of_line: bool) {
         let _ = w.write_all(data);
         if end_of_line {
@@ -219,7 +244,7 @@ impl Writer {
                 self.emit(w, line.as_bytes(), true);
             }
             Msg::Report(r) => {
-                let peak = r.runtime_pid.map(memory::tree_peak_kib).unwrap_or(0);
+                let peak = r.runtime_pid.map(|pid| self.peak_kib(pid)).unwrap_or(0);
                 let line = report_text(&r, peak);
                 self.emit(w, line.as_bytes(), true);
             }
