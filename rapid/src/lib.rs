@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod eventstream;
 pub mod invoke_api;
 pub mod output;
 pub mod supervisor;

@@ -5,28 +5,49 @@
 //! function or the sandbox is `200` + `X-Amz-Function-Error: Unhandled` + a JSON
 //! body.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use fatalerror::ErrorType;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use interop::{FunctionError, RequestId, MAX_PAYLOAD};
-use runtime_api::{InvokeOutcome, ResponseBody, ResponseBuilderExt, StreamItem};
+use runtime_api::{InvokeOutcome, ResponseBody, ResponseBuilderExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
+
+mod body;
+
+pub use body::{EventStream, InvokeBody, StreamFailed};
 
 use crate::config::Config;
 use crate::engine::InvokeRequest;
 
-const PATH_PREFIX: &str = "/2015-03-31/functions/";
-const PATH_SUFFIX: &str = "/invocations";
+/// The two invoke endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `POST /2015-03-31/functions/{name}/invocations`.
+    Invocations,
+    /// `POST /2021-11-15/functions/{name}/response-streaming-invocations`.
+    ResponseStreaming,
+}
+
+/// The function name and endpoint of a path, if it is an invoke path.
+fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
+    let (name, endpoint) = if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
+        (rest.strip_suffix("/invocations")?, Endpoint::Invocations)
+    } else {
+        let rest = path.strip_prefix("/2021-11-15/functions/")?;
+        (
+            rest.strip_suffix("/response-streaming-invocations")?,
+            Endpoint::ResponseStreaming,
+        )
+    };
+    (!name.is_empty() && !name.contains('/')).then_some((name, endpoint))
+}
 
 /// The Invoke API front.
 #[derive(Clone)]
@@ -34,68 +55,6 @@ pub struct InvokeApi {
     cfg: Arc<Config>,
     queue: mpsc::Sender<InvokeRequest>,
     shutting_down: Arc<AtomicBool>,
-}
-
-/// The body of an Invoke API answer: whole, or streamed from the runtime.
-pub enum InvokeBody {
-    /// Whole (possibly empty).
-    Full(Option<Bytes>),
-    /// Chunks as the runtime sends them.
-    Stream(mpsc::Receiver<StreamItem>),
-}
-
-impl Default for InvokeBody {
-    fn default() -> Self {
-        InvokeBody::Full(None)
-    }
-}
-
-/// A streamed response that failed after it started: the connection is cut so
-/// the invoker sees an error instead of a silently truncated success.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}: {1}")]
-pub struct StreamFailed(ErrorType, String);
-
-impl Body for InvokeBody {
-    type Data = Bytes;
-    type Error = StreamFailed;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamFailed>>> {
-        match &mut *self {
-            InvokeBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            InvokeBody::Stream(rx) => match rx.poll_recv(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Some(StreamItem::Chunk(c))) => Poll::Ready(Some(Ok(Frame::data(c)))),
-                Poll::Ready(Some(StreamItem::End)) => {
-                    rx.close();
-                    Poll::Ready(None)
-                }
-                Poll::Ready(Some(StreamItem::Error(e))) => {
-                    tracing::warn!(error_type = %e.error_type, "streamed response failed: {}", e.error_message);
-                    Poll::Ready(Some(Err(StreamFailed(e.error_type, e.error_message))))
-                }
-                Poll::Ready(None) => Poll::Ready(Some(Err(StreamFailed(
-                    ErrorType::RuntimeTruncatedResponse,
-                    "the response stream ended before it was complete".into(),
-                )))),
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, InvokeBody::Full(None))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self {
-            InvokeBody::Full(Some(b)) => http_body::SizeHint::with_exact(b.len() as u64),
-            InvokeBody::Full(None) => http_body::SizeHint::with_exact(0),
-            InvokeBody::Stream(_) => http_body::SizeHint::default(),
-        }
-    }
 }
 
 type Answer = Response<InvokeBody>;
@@ -150,11 +109,7 @@ impl InvokeApi {
     /// Answer one request.
     pub async fn handle(self, req: Request<Incoming>) -> Answer {
         let path = req.uri().path();
-        let Some(name) = path
-            .strip_prefix(PATH_PREFIX)
-            .and_then(|r| r.strip_suffix(PATH_SUFFIX))
-            .filter(|n| !n.is_empty() && !n.contains('/'))
-        else {
+        let Some((name, endpoint)) = parse_path(path) else {
             return json(
                 StatusCode::NOT_FOUND,
                 ErrorType::ResourceNotFoundException,
@@ -180,10 +135,10 @@ impl InvokeApi {
         }
         let id = RequestId::generate();
         let span = tracing::info_span!("invoke", request_id = %id);
-        self.invoke(id, req).instrument(span).await
+        self.invoke(id, endpoint, req).instrument(span).await
     }
 
-    async fn invoke(self, id: RequestId, req: Request<Incoming>) -> Answer {
+    async fn invoke(self, id: RequestId, endpoint: Endpoint, req: Request<Incoming>) -> Answer {
         let (parts, body) = req.into_parts();
         let h = &parts.headers;
         if self.shutting_down.load(Ordering::Relaxed) {
@@ -296,26 +251,67 @@ impl InvokeApi {
                 }
             }
         }
-        match outcome {
-            InvokeOutcome::Response(r) => {
-                let ct = r.content_type.as_deref().unwrap_or("application/json");
-                b = b.header(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_str(ct)
-                        .unwrap_or(HeaderValue::from_static("application/json")),
-                );
-                let body = match r.body {
-                    ResponseBody::Buffered(bytes) => InvokeBody::Full(Some(bytes)),
-                    ResponseBody::Streaming(rx) => InvokeBody::Stream(rx),
-                };
-                b.body_or_500(body)
-            }
-            InvokeOutcome::Error(e) => {
-                tracing::debug!(error_type = %e.function_error.error_type, "invoke answered with an error");
-                b.header("x-amz-function-error", "Unhandled")
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body_or_500(InvokeBody::Full(Some(e.body().into())))
-            }
+        match endpoint {
+            Endpoint::Invocations => render(b, outcome),
+            Endpoint::ResponseStreaming => render_event_stream(b, outcome),
+        }
+    }
+}
+
+/// The classic answer: the body as the runtime produced it.
+fn render(b: http::response::Builder, outcome: InvokeOutcome) -> Answer {
+    match outcome {
+        InvokeOutcome::Response(r) => {
+            let ct = r.content_type.as_deref().unwrap_or("application/json");
+            let ct =
+                HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json"));
+            let body = match r.body {
+                ResponseBody::Buffered(bytes) => InvokeBody::Full(Some(bytes)),
+                ResponseBody::Streaming(rx) => InvokeBody::Stream(rx),
+            };
+            b.header(header::CONTENT_TYPE, ct).body_or_500(body)
+        }
+        InvokeOutcome::Error(e) => {
+            tracing::debug!(error_type = %e.function_error.error_type, "invoke answered with an error");
+            b.header("x-amz-function-error", "Unhandled")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body_or_500(InvokeBody::Full(Some(e.body().into())))
+        }
+    }
+}
+
+/// The response-streaming answer: AWS event-stream messages.
+fn render_event_stream(b: http::response::Builder, outcome: InvokeOutcome) -> Answer {
+    let b = b.header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream");
+    match outcome {
+        InvokeOutcome::Response(r) => {
+            let ct = r
+                .content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream");
+            let b = match HeaderValue::from_str(ct) {
+                Ok(v) => b.header("x-amzn-response-content-type", v),
+                Err(_) => b,
+            };
+            let es = match r.body {
+                ResponseBody::Buffered(bytes) => EventStream::buffered(bytes),
+                ResponseBody::Streaming(rx) => EventStream::Live(rx),
+            };
+            b.body_or_500(InvokeBody::EventStream(es))
+        }
+        InvokeOutcome::Error(e) => {
+            let fe = &e.function_error;
+            tracing::debug!(error_type = %fe.error_type, "streaming invoke answered with an error");
+            let details = if fe.error_message.is_empty() {
+                String::from_utf8_lossy(&e.body()).into_owned()
+            } else {
+                fe.error_message.clone()
+            };
+            b.header("x-amz-function-error", "Unhandled")
+                .body_or_500(InvokeBody::EventStream(EventStream::failed(
+                    fe.error_type.as_str(),
+                    &details,
+                )))
         }
     }
 }
@@ -382,6 +378,22 @@ async fn read_payload(h: &HeaderMap, mut body: Incoming) -> Result<Bytes, Answer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            parse_path("/2015-03-31/functions/function/invocations"),
+            Some(("function", Endpoint::Invocations))
+        );
+        assert_eq!(
+            parse_path("/2021-11-15/functions/f/response-streaming-invocations"),
+            Some(("f", Endpoint::ResponseStreaming))
+        );
+        assert_eq!(parse_path("/2015-03-31/functions//invocations"), None);
+        assert_eq!(parse_path("/2015-03-31/functions/a/b/invocations"), None);
+        assert_eq!(parse_path("/2021-11-15/functions/f/invocations"), None);
+        assert_eq!(parse_path("/"), None);
+    }
 
     #[test]
     fn client_context_decoding() {
