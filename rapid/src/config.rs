@@ -105,6 +105,10 @@ pub struct Args {
     #[arg(long, env = "RAPID_STREAM_CAP", default_value_t = 200 * 1024 * 1024, value_name = "BYTES")]
     pub stream_cap: u64,
 
+    /// Shape streamed responses as Lambda does: 2 MiB/s after the first 6 MiB.
+    #[arg(long, env = "RAPID_STREAM_SHAPING")]
+    pub stream_shaping: bool,
+
     /// Accepted for RIE compatibility; the Restore phase is not implemented yet.
     #[arg(long, env = "ENABLE_INIT_CACHING")]
     pub enable_init_caching: bool,
@@ -196,6 +200,8 @@ pub struct Config {
     pub extensions_dir: PathBuf,
     /// Streaming cap, bytes.
     pub stream_cap_bytes: u64,
+    /// Lambda's streaming bandwidth shaping.
+    pub stream_shaping: bool,
     /// What to run.
     pub bootstrap: Bootstrap,
 }
@@ -270,6 +276,7 @@ impl Config {
             function_arn,
             extensions_dir: args.extensions_dir,
             stream_cap_bytes: args.stream_cap,
+            stream_shaping: args.stream_shaping,
             bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
         }
     }

@@ -102,6 +102,7 @@ pub async fn run(cfg: Config) -> ExitCode {
         rendezvous.clone(),
         ApiConfig {
             stream_cap_bytes: cfg.stream_cap_bytes,
+            stream_shaping: cfg.stream_shaping,
         },
     );
     tokio::spawn(runtime_api::server::serve(

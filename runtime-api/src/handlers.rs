@@ -184,6 +184,33 @@ async fn buffered_response(
     }
 }
 
+/// Lambda's shaping of streamed responses: the first 6 MiB unthrottled, then
+/// at most 2 MiB/s.
+struct Shaper {
+    started: Option<tokio::time::Instant>,
+}
+
+const SHAPING_FREE_BYTES: u64 = 6 * 1024 * 1024;
+const SHAPING_BYTES_PER_SEC: f64 = 2.0 * 1024.0 * 1024.0;
+
+impl Shaper {
+    fn new() -> Self {
+        Shaper { started: None }
+    }
+
+    /// Wait until `produced` bytes are within the allowed rate.
+    async fn pace(&mut self, produced: u64) {
+        if produced <= SHAPING_FREE_BYTES {
+            return;
+        }
+        let started = *self.started.get_or_insert_with(tokio::time::Instant::now);
+        let due = std::time::Duration::from_secs_f64(
+            (produced - SHAPING_FREE_BYTES) as f64 / SHAPING_BYTES_PER_SEC,
+        );
+        tokio::time::sleep_until(started + due).await;
+    }
+}
+
 /// Decode the error a streaming runtime reports in its trailers.
 fn trailer_error(trailers: &HeaderMap) -> Option<FunctionError> {
     let raw_type = header_str(trailers, h::ERROR_TYPE)?;
@@ -222,6 +249,7 @@ async fn streaming_response(
         }));
     }
     let cap = api.config.stream_cap_bytes;
+    let mut shaper = api.config.stream_shaping.then(Shaper::new);
     let mut body = req.into_body();
     let mut produced: u64 = 0;
     let mut client_gone = false;
@@ -269,6 +297,9 @@ async fn streaming_response(
                 },
             },
         };
+        if let (Some(s), StreamItem::Chunk(_)) = (shaper.as_mut(), &item) {
+            s.pace(produced).await;
+        }
         if !client_gone && tx.send(item).await.is_err() {
             client_gone = true;
             tracing::debug!("invoker went away; draining the rest of the stream");

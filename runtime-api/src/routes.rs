@@ -17,12 +17,16 @@ use crate::rendezvous::Rendezvous;
 pub struct ApiConfig {
     /// Largest streamed response, in bytes.
     pub stream_cap_bytes: u64,
+    /// Lambda's bandwidth shaping of streamed responses: unlimited for the first
+    /// 6 MiB, then 2 MiB/s. Off by default.
+    pub stream_shaping: bool,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             stream_cap_bytes: 200 * 1024 * 1024,
+            stream_shaping: false,
         }
     }
 }
