@@ -10,6 +10,7 @@ pub mod eventstream;
 pub mod invoke_api;
 pub mod output;
 pub mod supervisor;
+pub mod telemetry;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,2 @@
+//! Telemetry API and Logs API subscriptions: parsing and validation (SPEC §6).
+//! (Being written.)
