@@ -196,6 +196,8 @@ pub struct Config {
     pub region: String,
     /// ARN of the function.
     pub function_arn: String,
+    /// Account id.
+    pub account_id: String,
     /// Extensions directory.
     pub extensions_dir: PathBuf,
     /// Streaming cap, bytes.
@@ -274,6 +276,7 @@ impl Config {
             handler,
             region: args.region,
             function_arn,
+            account_id: args.account_id,
             extensions_dir: args.extensions_dir,
             stream_cap_bytes: args.stream_cap,
             stream_shaping: args.stream_shaping,

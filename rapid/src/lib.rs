@@ -104,6 +104,10 @@ pub async fn run(cfg: Config) -> ExitCode {
         ApiConfig {
             stream_cap_bytes: cfg.stream_cap_bytes,
             stream_shaping: cfg.stream_shaping,
+            function_name: cfg.function_name.clone(),
+            function_version: cfg.function_version.clone(),
+            handler: cfg.handler.clone(),
+            account_id: cfg.account_id.clone(),
         },
     );
     tokio::spawn(runtime_api::server::serve(

@@ -4,6 +4,8 @@
 
 mod body;
 mod error;
+mod extension_handlers;
+pub mod extension_state;
 mod handlers;
 mod outcome;
 mod rendezvous;
@@ -18,7 +20,8 @@ pub use outcome::{
     InvokeOutcome, InvokeResponse, OutcomeSender, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS,
 };
 pub use rendezvous::{
-    reset_error, DispatchError, Dispatched, Rendezvous, RuntimeEvent, RuntimeHandle,
+    reset_error, DispatchError, Dispatched, ExtensionErrorKind, ExtensionEvent, ExtensionInfo,
+    ExtensionNext, Rendezvous, RuntimeEvent, RuntimeHandle,
 };
 pub use routes::{ApiConfig, RuntimeApi};
 
@@ -42,4 +45,14 @@ pub mod headers {
     pub const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
     /// Base64 error body in stream trailers.
     pub const ERROR_BODY: &str = "lambda-runtime-function-error-body";
+    /// An extension's name at registration.
+    pub const EXTENSION_NAME: &str = "lambda-extension-name";
+    /// An extension's identifier.
+    pub const EXTENSION_ID: &str = "lambda-extension-identifier";
+    /// The id of an event handed to an extension.
+    pub const EXTENSION_EVENT_ID: &str = "lambda-extension-event-identifier";
+    /// Error type of an extension's error calls.
+    pub const EXTENSION_ERROR_TYPE: &str = "lambda-extension-function-error-type";
+    /// Optional features an extension accepts (`accountId`).
+    pub const EXTENSION_ACCEPT_FEATURE: &str = "lambda-extension-accept-feature";
 }

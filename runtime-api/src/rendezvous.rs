@@ -42,6 +42,31 @@ pub enum RuntimeEvent {
         /// What it reported.
         error: ErrorInvokeResponse,
     },
+    /// An extension registered.
+    ExtensionRegistered {
+        /// Sandbox generation.
+        generation: u64,
+        /// Its name.
+        name: String,
+        /// Whether it is an executable of the extensions directory.
+        external: bool,
+    },
+    /// An extension called `/event/next`.
+    ExtensionReady {
+        /// Sandbox generation.
+        generation: u64,
+    },
+    /// An extension reported `/init/error` or `/exit/error`.
+    ExtensionError {
+        /// Sandbox generation.
+        generation: u64,
+        /// Its name.
+        name: String,
+        /// Which call.
+        kind: ExtensionErrorKind,
+        /// The reported error type.
+        error_type: String,
+    },
     /// The invoke's response (or error) is complete.
     ResponseDone {
         /// Sandbox generation.
@@ -74,6 +99,7 @@ struct Inner {
     state: RuntimeState,
     parked: Option<oneshot::Sender<Arc<Dispatched>>>,
     current: Option<Current>,
+    ext: extensions::Registry,
 }
 
 /// Shared by the Runtime API handlers and the engine's [`RuntimeHandle`].
@@ -117,6 +143,7 @@ impl Rendezvous {
                 state: RuntimeState::Started,
                 parked: None,
                 current: None,
+                ext: extensions::Registry::default(),
             }),
             events: tx,
         };
@@ -323,11 +350,13 @@ impl RuntimeHandle {
             Some(waiter) => waiter.send(dispatched.clone()).is_ok(),
             None => false,
         };
+        let invoke_event = extensions::invoke_event(&dispatched);
         g.current = Some(Current {
             dispatched,
             delivered,
             reply: Some(reply),
         });
+        g.ext.broadcast(invoke_event, |e| e.invoke);
         Ok(())
     }
 
@@ -357,6 +386,7 @@ impl RuntimeHandle {
         let reply = g.current.take().and_then(|mut c| c.reply.take());
         g.parked = None;
         g.state = RuntimeState::Started;
+        g.ext = extensions::Registry::default();
         g.generation += 1;
         let generation = g.generation;
         drop(g);
@@ -372,5 +402,8 @@ pub fn reset_error() -> FunctionError {
     FunctionError::new(ErrorType::SandboxFailure, "The sandbox was reset")
 }
 
+mod extensions;
 #[cfg(test)]
 mod tests;
+
+pub use extensions::{ExtensionErrorKind, ExtensionEvent, ExtensionInfo, ExtensionNext};

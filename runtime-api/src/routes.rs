@@ -9,8 +9,8 @@ use hyper::body::Incoming;
 
 use crate::body::json_error;
 use crate::error::ApiError;
-use crate::handlers;
 use crate::rendezvous::Rendezvous;
+use crate::{extension_handlers, handlers};
 
 /// Settings of the Runtime API.
 #[derive(Debug, Clone)]
@@ -20,6 +20,14 @@ pub struct ApiConfig {
     /// Lambda's bandwidth shaping of streamed responses: unlimited for the first
     /// 6 MiB, then 2 MiB/s. Off by default.
     pub stream_shaping: bool,
+    /// Function name, for extension registration answers.
+    pub function_name: String,
+    /// Function version.
+    pub function_version: String,
+    /// Handler.
+    pub handler: Option<String>,
+    /// Account id (answered to extensions that accept the `accountId` feature).
+    pub account_id: String,
 }
 
 impl Default for ApiConfig {
@@ -27,6 +35,10 @@ impl Default for ApiConfig {
         ApiConfig {
             stream_cap_bytes: 200 * 1024 * 1024,
             stream_shaping: false,
+            function_name: "test_function".into(),
+            function_version: "$LATEST".into(),
+            handler: None,
+            account_id: "012345678912".into(),
         }
     }
 }
@@ -39,16 +51,39 @@ pub struct RuntimeApi {
 }
 
 const PREFIX: &str = "/2018-06-01/runtime/";
+const EXTENSION_PREFIX: &str = "/2020-01-01/extension/";
 
+#[derive(Debug)]
 enum Route<'a> {
     Next,
     Response(&'a str),
     Error(&'a str),
     InitError,
+    Register,
+    EventNext,
+    ExtensionInitError,
+    ExtensionExitError,
+}
+
+fn extension_route<'a>(method: &Method, path: &'a str, rest: &str) -> Result<Route<'a>, ApiError> {
+    let (route, want) = match rest {
+        "register" => (Route::Register, Method::POST),
+        "event/next" => (Route::EventNext, Method::GET),
+        "init/error" => (Route::ExtensionInitError, Method::POST),
+        "exit/error" => (Route::ExtensionExitError, Method::POST),
+        _ => return Err(ApiError::not_found(method, path)),
+    };
+    if *method != want {
+        return Err(ApiError::method_not_allowed(method, path));
+    }
+    Ok(route)
 }
 
 fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     let not_found = || ApiError::not_found(method, path);
+    if let Some(rest) = path.strip_prefix(EXTENSION_PREFIX) {
+        return extension_route(method, path, rest);
+    }
     let rest = path.strip_prefix(PREFIX).ok_or_else(not_found)?;
     let (route, want) = match rest {
         "invocation/next" => (Route::Next, Method::GET),
@@ -90,6 +125,14 @@ impl RuntimeApi {
             Ok(Route::Response(id)) => handlers::response(&self, id, req).await,
             Ok(Route::Error(id)) => handlers::invocation_error(&self, id, req).await,
             Ok(Route::InitError) => handlers::init_error(&self, req).await,
+            Ok(Route::Register) => extension_handlers::register(&self, req).await,
+            Ok(Route::EventNext) => extension_handlers::next(&self, req).await,
+            Ok(Route::ExtensionInitError) => {
+                extension_handlers::error(&self, req, crate::ExtensionErrorKind::Init).await
+            }
+            Ok(Route::ExtensionExitError) => {
+                extension_handlers::error(&self, req, crate::ExtensionErrorKind::Exit).await
+            }
         };
         match result {
             Ok(resp) => resp,
@@ -140,6 +183,9 @@ mod tests {
             (&post, "/2018-06-01/runtime/invocation/a/b/response", 404),
             (&post, "/2018-06-01/runtime/invocation/a/other", 404),
             (&get, "/2018-06-01/runtime/unknown", 404),
+            (&get, "/2020-01-01/extension/register", 405),
+            (&post, "/2020-01-01/extension/event/next", 405),
+            (&get, "/2020-01-01/extension/other", 404),
         ] {
             let e = route(m, p).err().map(|e| e.status.as_u16());
             assert_eq!(e, Some(status), "{m} {p}");

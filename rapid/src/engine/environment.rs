@@ -64,6 +64,28 @@ pub fn runtime_env(
     env.into_iter().collect()
 }
 
+/// Keys an extension does not get (SPEC §3): they describe the function's code and logs.
+fn extension_excluded(key: &str) -> bool {
+    matches!(
+        key,
+        "_HANDLER"
+            | "LAMBDA_TASK_ROOT"
+            | "LAMBDA_RUNTIME_DIR"
+            | "AWS_LAMBDA_LOG_GROUP_NAME"
+            | "AWS_LAMBDA_LOG_STREAM_NAME"
+    ) || key.starts_with("AWS_XRAY_")
+        || key.starts_with('_')
+}
+
+/// An extension's environment: the runtime's, minus the function-only keys.
+pub fn extension_env(runtime_env: &[(String, String)]) -> Vec<(String, String)> {
+    runtime_env
+        .iter()
+        .filter(|(k, _)| !extension_excluded(k))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +114,28 @@ mod tests {
         assert_eq!(env["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand");
         assert!(env.contains_key("AWS_REGION"));
         assert!(env.contains_key("LAMBDA_TASK_ROOT"));
+    }
+
+    #[test]
+    fn extensions_do_not_get_function_only_keys() {
+        let runtime: Vec<(String, String)> = [
+            ("_HANDLER", "h"),
+            ("LAMBDA_TASK_ROOT", "/var/task"),
+            ("LAMBDA_RUNTIME_DIR", "/var/runtime"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "g"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "s"),
+            ("_X_AMZN_TRACE_ID", "t"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "x"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let keys: Vec<String> = extension_env(&runtime)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["AWS_LAMBDA_RUNTIME_API", "AWS_REGION"]);
     }
 }

@@ -50,6 +50,30 @@ pub fn invalid_entrypoint(id: Option<&RequestId>, detail: &str) -> FunctionError
     FunctionError::new(ErrorType::RuntimeInvalidEntrypoint, prefixed(id, detail))
 }
 
+/// An extension process exited during init or an invoke.
+pub fn extension_crash(id: Option<&RequestId>, name: &str, reason: ExitReason) -> FunctionError {
+    FunctionError::new(
+        ErrorType::ExtensionCrash,
+        prefixed(id, &format!("Extension {name} exited with error: {reason}")),
+    )
+}
+
+/// An extension called `/init/error`.
+pub fn extension_init_error(name: &str, error_type: &str) -> FunctionError {
+    FunctionError::new(
+        ErrorType::ExtensionInitError,
+        format!("Extension {name} reported an init error: {error_type}"),
+    )
+}
+
+/// An extension could not be started.
+pub fn extension_launch(name: &str, detail: &str) -> FunctionError {
+    FunctionError::new(
+        ErrorType::ExtensionCrash,
+        format!("Extension {name} could not be started: {detail}"),
+    )
+}
+
 /// rapid is shutting down while the invoke ran.
 pub fn shutting_down(id: &RequestId) -> FunctionError {
     FunctionError::new(

@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use interop::{ErrorInvokeResponse, RequestId};
+use interop::{ErrorInvokeResponse, InvokeMetrics, RequestId};
 use tokio::sync::oneshot;
 
-use super::InvokeRequest;
+use super::{ms, InvokeRequest};
 
 /// An init in progress.
 #[derive(Debug)]
@@ -16,6 +16,12 @@ pub struct Initializing {
     pub timeout: Duration,
     /// The invoke a suppressed init runs for.
     pub waiting: Option<InvokeRequest>,
+    /// External extensions that have not registered yet; the runtime starts when empty.
+    pub awaiting_registration: Vec<String>,
+    /// The runtime process was started.
+    pub runtime_started: bool,
+    /// The runtime called `/next`.
+    pub runtime_ready: bool,
 }
 
 /// An invoke in progress.
@@ -27,12 +33,27 @@ pub struct Running {
     pub tail: Option<oneshot::Sender<Vec<u8>>>,
     pub init_duration: Option<Duration>,
     pub produced_bytes: u64,
+    /// The runtime called `/next` again.
+    pub runtime_ready: bool,
+}
+
+impl Running {
+    pub fn metrics(&self) -> InvokeMetrics {
+        InvokeMetrics {
+            duration_ms: ms(self.started.elapsed()),
+            response_duration_ms: 0.0,
+            produced_bytes: self.produced_bytes,
+            response_mode: Default::default(),
+            init_duration_ms: self.init_duration.map(ms),
+            max_memory_used_mb: 0,
+        }
+    }
 }
 
 /// The lifecycle phase (SPEC §2).
 #[derive(Debug)]
 pub enum Phase {
-    /// The runtime (re)starts; invokes wait in the queue.
+    /// The sandbox (re)starts; invokes wait in the queue.
     Initializing(Initializing),
     /// The runtime waits on `/next`.
     Ready,
@@ -58,6 +79,15 @@ impl Phase {
     pub fn accepts_invokes(&self) -> bool {
         matches!(self, Phase::Ready | Phase::InitFailed(_))
     }
+
+    /// The request id this phase serves, if any.
+    pub fn request_id(&self) -> Option<&RequestId> {
+        match self {
+            Phase::Invoking(r) => Some(&r.id),
+            Phase::Initializing(i) => i.waiting.as_ref().map(|w| &w.id),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -74,14 +104,19 @@ mod tests {
             deadline: now + Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             waiting: None,
+            awaiting_registration: Vec::new(),
+            runtime_started: false,
+            runtime_ready: false,
         });
+        let id = RequestId::generate();
         let run = Phase::Invoking(Running {
-            id: RequestId::generate(),
+            id: id.clone(),
             started: now,
             deadline: now + Duration::from_secs(2),
             tail: None,
             init_duration: None,
             produced_bytes: 0,
+            runtime_ready: false,
         });
         let failed = Phase::InitFailed(ErrorInvokeResponse::from_error(FunctionError::new(
             ErrorType::RuntimeExitError,
@@ -96,5 +131,7 @@ mod tests {
         assert_eq!(run.deadline(), Some(now + Duration::from_secs(2)));
         assert_eq!(Phase::Ready.deadline(), None);
         assert_eq!(failed.deadline(), None);
+        assert_eq!(run.request_id(), Some(&id));
+        assert_eq!(init.request_id(), None);
     }
 }

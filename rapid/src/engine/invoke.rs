@@ -1,0 +1,127 @@
+//! Invoke: dispatch to the runtime (and INVOKE to extensions), close the
+//! invoke when everyone waits for work again, or fail it and reset.
+
+use std::time::Duration;
+
+use interop::{FunctionError, Invoke, InvokeFailure, InvokeSuccess, RequestId, ShutdownReason};
+use runtime_api::InvokeOutcome;
+use tokio::sync::oneshot;
+
+use super::phase::Running;
+use super::{sandbox_failure, Engine, InvokeRequest, Phase};
+use crate::output::Report;
+
+impl Engine {
+    pub(super) fn on_invoke(&mut self, req: InvokeRequest) {
+        match &self.phase {
+            Phase::Ready => {
+                let init = self.pending_init_duration.take();
+                self.dispatch(req, init);
+            }
+            Phase::InitFailed(_) => {
+                tracing::info!(request_id = %req.id, "suppressed init for this invoke");
+                self.start_init(Some(req));
+            }
+            _ => {
+                // Not reachable: invokes are only taken in the two phases above.
+                let _ = req.reply.send(InvokeOutcome::failure(sandbox_failure(
+                    "The sandbox was not ready",
+                )));
+            }
+        }
+    }
+
+    pub(super) fn dispatch(&mut self, req: InvokeRequest, init_duration: Option<Duration>) {
+        let invoke = Invoke {
+            id: req.id.clone(),
+            trace_id: req.trace_id,
+            client_context: req.client_context,
+            cognito_identity: req.cognito_identity,
+            invoked_function_arn: self.cfg.function_arn.clone(),
+            content_type: req.content_type,
+            payload_size: req.payload.len(),
+            timeout_ms: self.cfg.timeout.as_millis() as u64,
+        };
+        self.out.start_line(&req.id, &self.cfg.function_version);
+        if req.tail.is_some() {
+            self.out.capture_start();
+        }
+        let started = std::time::Instant::now();
+        match self.runtime.dispatch(invoke, req.payload, req.reply) {
+            Ok(()) => {
+                tracing::debug!(request_id = %req.id, "invoke dispatched");
+                self.phase = Phase::Invoking(Running {
+                    id: req.id,
+                    started,
+                    deadline: started + self.cfg.timeout,
+                    tail: req.tail,
+                    init_duration,
+                    produced_bytes: 0,
+                    runtime_ready: false,
+                });
+            }
+            Err((e, reply)) => {
+                tracing::error!(request_id = %req.id, error = %e, "dispatch refused");
+                let _ = reply.send(InvokeOutcome::failure(sandbox_failure(e.to_string())));
+                self.finish_lines(&req.id, started.elapsed(), init_duration, req.tail);
+                self.phase = Phase::Ready;
+            }
+        }
+    }
+
+    /// The runtime called `/next` and every INVOKE extension `/event/next`.
+    pub(super) fn invoke_complete(&mut self) {
+        let Phase::Invoking(run) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        let success = InvokeSuccess {
+            id: run.id.clone(),
+            function_error: None,
+            metrics: run.metrics(),
+        };
+        tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
+            produced_bytes = success.metrics.produced_bytes, "invoke complete");
+        self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+    }
+
+    /// END and REPORT, then the log tail (which must include them).
+    pub(super) fn finish_lines(
+        &self,
+        id: &RequestId,
+        duration: Duration,
+        init_duration: Option<Duration>,
+        tail: Option<oneshot::Sender<Vec<u8>>>,
+    ) {
+        self.out.end_line(id);
+        self.out.report_line(Report {
+            id: id.clone(),
+            duration,
+            init_duration,
+            memory_size_mb: self.cfg.memory_size_mb,
+            runtime_pid: self.proc.as_ref().map(|p| p.pid),
+        });
+        if let Some(tail) = tail {
+            self.out.capture_take(tail);
+        }
+    }
+
+    /// The invoke failed in a way that needs a reset: answer the invoker (if it
+    /// still waits), report, reset, and start a fresh init at once.
+    pub(super) async fn fail_invoke(&mut self, error: FunctionError, reason: ShutdownReason) {
+        let Phase::Invoking(run) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
+            return;
+        };
+        let failure = InvokeFailure {
+            id: run.id.clone(),
+            error: error.clone(),
+            metrics: run.metrics(),
+            reset: true,
+        };
+        tracing::warn!(request_id = %failure.id, error_type = %failure.error.error_type,
+            "invoke failed: {}", failure.error.error_message);
+        self.runtime.fail_current(error);
+        self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        self.reset(reason).await;
+        self.start_init(None);
+    }
+}
