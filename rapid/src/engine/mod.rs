@@ -235,6 +235,11 @@ impl Engine {
         let Some(proc) = which else { return };
         // The group may still hold descendants: they go with the process.
         kill_group(proc.pid, nix::sys::signal::Signal::SIGKILL);
+        if proc.extension.is_none() {
+            // Orphans of the runtime were re-parented to rapid.
+            let keep: Vec<i32> = self.extensions.iter().map(|p| p.pid).collect();
+            crate::supervisor::kill_orphans(&keep);
+        }
         tracing::info!(pid = exit.pid, extension = ?proc.extension, reason = %exit.reason, "sandbox process exited");
         let id = self.phase.request_id().cloned();
         let error = match &proc.extension {

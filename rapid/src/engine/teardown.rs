@@ -10,7 +10,7 @@ use runtime_api::InvokeOutcome;
 use tokio::time::timeout_at;
 
 use super::{errors, ms, Engine, Phase};
-use crate::supervisor::kill_group;
+use crate::supervisor::{kill_group, kill_orphans, kill_tree};
 
 /// The runtime's share of a graceful stop: SIGTERM, then SIGKILL after this.
 const RUNTIME_SHARE: Duration = Duration::from_millis(300);
@@ -64,10 +64,11 @@ impl Engine {
                 self.await_exits(vec![p.pid], Instant::now() + KILL_WAIT)
                     .await;
             }
-            // Descendants left in the runtime's group go with it.
-            kill_group(p.pid, Signal::SIGKILL);
+            // Descendants left behind (in the group or escaped with setsid) go with it.
+            kill_tree(p.pid);
         }
         if self.extensions.is_empty() {
+            kill_orphans(&[]);
             return killed;
         }
         let deadline = start + EXTENSIONS_DEADLINE;
@@ -108,8 +109,9 @@ impl Engine {
             self.await_exits(alive, Instant::now() + KILL_WAIT).await;
         }
         for p in self.extensions.drain(..) {
-            kill_group(p.pid, Signal::SIGKILL);
+            kill_tree(p.pid);
         }
+        kill_orphans(&[]);
         killed
     }
 
@@ -123,9 +125,10 @@ impl Engine {
             .chain(self.extensions.drain(..));
         let mut any = false;
         for p in procs {
-            kill_group(p.pid, Signal::SIGKILL);
+            kill_tree(p.pid);
             any = true;
         }
+        kill_orphans(&[]);
         if any {
             self.generation = self.runtime.reset(runtime_api::reset_error());
         }

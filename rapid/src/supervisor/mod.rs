@@ -6,4 +6,4 @@ mod reaper;
 mod spawn;
 
 pub use reaper::{ChildExit, ExitReason, Reaper};
-pub use spawn::{kill_group, SpawnSpec, Spawned};
+pub use spawn::{kill_group, kill_orphans, kill_tree, SpawnSpec, Spawned};

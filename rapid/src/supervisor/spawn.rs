@@ -97,6 +97,34 @@ impl Reaper {
     }
 }
 
+/// SIGKILL a process, its whole group, and every descendant — including those
+/// that left the group with `setsid` (found by walking `/proc` first, since
+/// killing a parent re-parents its children).
+pub fn kill_tree(pid: i32) {
+    let tree = super::memory::tree(pid);
+    kill_group(pid, Signal::SIGKILL);
+    for p in tree {
+        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+        if let Ok(pgid) = nix::unistd::getpgid(Some(Pid::from_raw(p))) {
+            if pgid.as_raw() == p {
+                kill_group(p, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// SIGKILL every child of rapid not in `keep`: orphans of the sandbox that
+/// were re-parented to rapid (PID 1 or child subreaper), and their trees.
+pub fn kill_orphans(keep: &[i32]) {
+    let me = std::process::id() as i32;
+    for child in super::memory::children(me) {
+        if !keep.contains(&child) {
+            tracing::debug!(pid = child, "killing a leftover process of the sandbox");
+            kill_tree(child);
+        }
+    }
+}
+
 /// Send `sig` to the whole process group `pgid`. A group that is already gone
 /// is not an error.
 pub fn kill_group(pgid: i32, sig: Signal) {
