@@ -105,6 +105,17 @@ pub struct Args {
     #[arg(long, env = "RAPID_STREAM_CAP", default_value_t = 200 * 1024 * 1024, value_name = "BYTES")]
     pub stream_cap: u64,
 
+    /// Sealed execution: every invoke gets a fresh sandbox. `--one-shot` (or
+    /// `=recycle`) shuts the sandbox down after each invoke and starts a new
+    /// one; `--one-shot=exit` serves exactly one invoke, then exits 0.
+    #[arg(long, env = "RAPID_ONE_SHOT", num_args = 0..=1, default_missing_value = "recycle",
+          value_parser = ["recycle", "exit"], value_name = "MODE")]
+    pub one_shot: Option<String>,
+
+    /// Directory whose contents are wiped between one-shot sandboxes (e.g. /tmp).
+    #[arg(long, env = "RAPID_SCRATCH_DIR", value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+
     /// Shape streamed responses as Lambda does: 2 MiB/s after the first 6 MiB.
     #[arg(long, env = "RAPID_STREAM_SHAPING")]
     pub stream_shaping: bool,
@@ -171,6 +182,15 @@ pub enum Bootstrap {
     Missing(String),
 }
 
+/// Sealed execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneShot {
+    /// A fresh sandbox for every invoke.
+    Recycle,
+    /// One invoke, then exit.
+    Exit,
+}
+
 /// The validated configuration rapid runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -204,6 +224,10 @@ pub struct Config {
     pub stream_cap_bytes: u64,
     /// Lambda's streaming bandwidth shaping.
     pub stream_shaping: bool,
+    /// Sealed execution mode.
+    pub one_shot: Option<OneShot>,
+    /// Wiped between one-shot sandboxes.
+    pub scratch_dir: Option<PathBuf>,
     /// What to run.
     pub bootstrap: Bootstrap,
 }
@@ -280,6 +304,12 @@ impl Config {
             extensions_dir: args.extensions_dir,
             stream_cap_bytes: args.stream_cap,
             stream_shaping: args.stream_shaping,
+            one_shot: match args.one_shot.as_deref() {
+                Some("exit") => Some(OneShot::Exit),
+                Some(_) => Some(OneShot::Recycle),
+                None => None,
+            },
+            scratch_dir: args.scratch_dir,
             bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
         }
     }
@@ -328,6 +358,15 @@ mod tests {
             resolve_bootstrap(&[], &["/nonexistent/a"]),
             Bootstrap::Missing(_)
         ));
+    }
+
+    #[test]
+    fn one_shot_flag() {
+        let c = |a: &[&str]| Config::from_args(Args::parse_from(a)).one_shot;
+        assert_eq!(c(&["rapid"]), None);
+        assert_eq!(c(&["rapid", "--one-shot"]), Some(OneShot::Recycle));
+        assert_eq!(c(&["rapid", "--one-shot=exit"]), Some(OneShot::Exit));
+        assert!(Args::try_parse_from(["rapid", "--one-shot=bogus"]).is_err());
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn run(cfg: Config) -> ExitCode {
     let (cmd_tx, cmd_rx) = mpsc::channel(4);
     let shutting_down = Arc::new(AtomicBool::new(false));
     let front = InvokeApi::new(cfg.clone(), queue_tx, shutting_down.clone());
+    let inflight = front.inflight();
     tokio::spawn(runtime_api::server::serve(
         invoke_listener,
         "invoke",
@@ -142,11 +143,26 @@ pub async fn run(cfg: Config) -> ExitCode {
         reaper,
         out,
     );
-    let engine_task = engine::spawn(engine);
+    let mut engine_task = engine::spawn(engine);
 
     let which = tokio::select! {
         _ = sigterm.recv() => "SIGTERM",
         _ = sigint.recv() => "SIGINT",
+        _ = &mut engine_task => {
+            // The engine stops on its own only in `--one-shot=exit`, after the invoke.
+            shutting_down.store(true, Ordering::Relaxed);
+            // Let the answer of the one invoke reach its client.
+            let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            while inflight.count() > 0 && tokio::time::Instant::now() < until {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            // Give the connection task a few turns to flush what it wrote.
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            tracing::info!("one-shot complete; exiting");
+            return ExitCode::from(exit_code::OK);
+        }
     };
     tracing::info!(signal = which, "shutting down");
     shutting_down.store(true, Ordering::Relaxed);

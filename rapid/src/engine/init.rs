@@ -226,6 +226,7 @@ impl Engine {
             payload,
         };
         if let Some(w) = waiting {
+            self.sealed_invoke_done = self.cfg.one_shot.is_some();
             self.out.start_line(&w.id, &self.cfg.function_version);
             let _ = w.reply.send(InvokeOutcome::Error(response.clone()));
             self.finish_lines(&w.id, started.elapsed(), None, w.tail);

@@ -82,6 +82,7 @@ impl Engine {
         tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
             produced_bytes = success.metrics.produced_bytes, "invoke complete");
         self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        self.sealed_invoke_done = self.cfg.one_shot.is_some();
     }
 
     /// END and REPORT, then the log tail (which must include them).
@@ -122,6 +123,11 @@ impl Engine {
         self.runtime.fail_current(error);
         self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
         self.reset(reason).await;
+        if self.cfg.one_shot.is_some() {
+            // The one-shot step starts the next sandbox (or stops rapid).
+            self.sealed_invoke_done = true;
+            return;
+        }
         self.start_init(None);
     }
 }

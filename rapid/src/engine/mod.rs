@@ -93,6 +93,8 @@ pub struct Engine {
     generation: u64,
     /// Init duration to report with the first invoke after a cold start.
     pending_init_duration: Option<Duration>,
+    /// One-shot: the invoke finished; recycle (or exit) before the next.
+    sealed_invoke_done: bool,
 }
 
 impl Engine {
@@ -123,6 +125,7 @@ impl Engine {
             extensions: Vec::new(),
             generation,
             pending_init_duration: None,
+            sealed_invoke_done: false,
         }
     }
 
@@ -147,6 +150,51 @@ impl Engine {
                     self.on_deadline().await;
                 }
                 Some(req) = self.invokes.recv(), if accepting => self.on_invoke(req),
+            }
+            if std::mem::take(&mut self.sealed_invoke_done) && !self.end_sealed_invoke().await {
+                return;
+            }
+        }
+    }
+
+    /// One-shot: after an invoke (any outcome), the sandbox is not reused.
+    /// Returns false when rapid should stop (`--one-shot=exit`).
+    async fn end_sealed_invoke(&mut self) -> bool {
+        match self.cfg.one_shot {
+            None => true,
+            Some(crate::config::OneShot::Exit) => {
+                tracing::info!("one-shot: the invoke is done; shutting down");
+                self.shutdown(ShutdownReason::Spindown).await;
+                false
+            }
+            Some(crate::config::OneShot::Recycle) => {
+                if self.proc.is_some() || !self.extensions.is_empty() {
+                    self.reset(ShutdownReason::Spindown).await;
+                }
+                self.wipe_scratch();
+                self.start_init(None);
+                true
+            }
+        }
+    }
+
+    fn wipe_scratch(&self) {
+        let Some(dir) = &self.cfg.scratch_dir else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            tracing::warn!(dir = %dir.display(), "scratch dir cannot be read");
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            if let Err(err) = r {
+                tracing::warn!(path = %p.display(), error = %err, "could not wipe scratch entry");
             }
         }
     }

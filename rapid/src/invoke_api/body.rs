@@ -146,3 +146,57 @@ impl Body for InvokeBody {
         }
     }
 }
+
+/// Counts Invoke API answers still being written, so rapid can let them finish
+/// before it exits (`--one-shot=exit`).
+#[derive(Debug, Default)]
+pub struct Inflight(std::sync::atomic::AtomicUsize);
+
+impl Inflight {
+    /// Answers still being written.
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// An answer's body that holds its place in [`Inflight`] until it is dropped.
+pub struct TrackedBody {
+    body: InvokeBody,
+    inflight: std::sync::Arc<Inflight>,
+}
+
+impl TrackedBody {
+    /// Track `body`.
+    pub fn new(body: InvokeBody, inflight: std::sync::Arc<Inflight>) -> Self {
+        inflight.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        TrackedBody { body, inflight }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        self.inflight
+            .0
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = StreamFailed;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamFailed>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}

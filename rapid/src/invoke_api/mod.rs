@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 mod body;
 
-pub use body::{EventStream, InvokeBody, StreamFailed};
+pub use body::{EventStream, Inflight, InvokeBody, StreamFailed, TrackedBody};
 
 use crate::config::Config;
 use crate::engine::InvokeRequest;
@@ -52,6 +52,7 @@ fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
 /// The Invoke API front.
 #[derive(Clone)]
 pub struct InvokeApi {
+    inflight: Arc<Inflight>,
     cfg: Arc<Config>,
     queue: mpsc::Sender<InvokeRequest>,
     shutting_down: Arc<AtomicBool>,
@@ -100,14 +101,27 @@ impl InvokeApi {
         shutting_down: Arc<AtomicBool>,
     ) -> Self {
         InvokeApi {
+            inflight: Arc::new(Inflight::default()),
             cfg,
             queue,
             shutting_down,
         }
     }
 
+    /// Answers still being written.
+    pub fn inflight(&self) -> Arc<Inflight> {
+        self.inflight.clone()
+    }
+
     /// Answer one request.
-    pub async fn handle(self, req: Request<Incoming>) -> Answer {
+    pub async fn handle(self, req: Request<Incoming>) -> Response<TrackedBody> {
+        let inflight = self.inflight.clone();
+        self.answer(req)
+            .await
+            .map(|b| TrackedBody::new(b, inflight))
+    }
+
+    async fn answer(self, req: Request<Incoming>) -> Answer {
         let path = req.uri().path();
         let Some((name, endpoint)) = parse_path(path) else {
             return json(
