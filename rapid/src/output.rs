@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use interop::RequestId;
@@ -46,25 +46,48 @@ enum Msg {
     CaptureTake(oneshot::Sender<Vec<u8>>),
 }
 
+/// After writing a batch, the writer waits this long before the next one, so
+/// that lines arriving meanwhile go out in one `write` and senders need not wake
+/// it for every line. Lines reach stdout at most this much later.
+const COALESCE: Duration = Duration::from_millis(1);
+
+#[derive(Default)]
+struct Queue {
+    msgs: Vec<Msg>,
+    /// The writer waits on the condvar and must be woken.
+    sleeping: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
 /// A cheap handle to the stdout writer.
 #[derive(Clone)]
 pub struct Output {
-    tx: std_mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
 }
 
 impl Output {
     /// Start the writer thread.
     pub fn start() -> io::Result<Output> {
-        let (tx, rx) = std_mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let s = shared.clone();
         std::thread::Builder::new()
             .name("rapid-stdout".into())
-            .spawn(move || Writer::default().run(rx))?;
-        Ok(Output { tx })
+            .spawn(move || Writer::default().run(&s))?;
+        Ok(Output { shared })
     }
 
     fn send(&self, m: Msg) {
-        // The writer lives as long as the process.
-        let _ = self.tx.send(m);
+        let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.msgs.push(m);
+        if std::mem::take(&mut q.sleeping) {
+            drop(q);
+            self.shared.wake.notify_one();
+        }
     }
 
     /// `START RequestId: <id> Version: <v>`.
@@ -185,15 +208,24 @@ pub fn report_text(r: &Report, peak_kib: u64) -> String {
 }
 
 impl Writer {
-    fn run(mut self, rx: std_mpsc::Receiver<Msg>) {
+    fn run(mut self, shared: &Shared) {
         let stdout = io::stdout();
         let mut w = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-        while let Ok(first) = rx.recv() {
-            self.handle(&mut w, first);
-            while let Ok(m) = rx.try_recv() {
+        let mut batch = Vec::new();
+        loop {
+            {
+                let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+                while q.msgs.is_empty() {
+                    q.sleeping = true;
+                    q = shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+                std::mem::swap(&mut batch, &mut q.msgs);
+            }
+            for m in batch.drain(..) {
                 self.handle(&mut w, m);
             }
             let _ = w.flush();
+            std::thread::sleep(COALESCE);
         }
     }
 

@@ -350,13 +350,13 @@ impl RuntimeHandle {
             Some(waiter) => waiter.send(dispatched.clone()).is_ok(),
             None => false,
         };
-        let invoke_event = extensions::invoke_event(&dispatched);
+        g.ext
+            .broadcast(|| extensions::invoke_event(&dispatched), |e| e.invoke);
         g.current = Some(Current {
             dispatched,
             delivered,
             reply: Some(reply),
         });
-        g.ext.broadcast(invoke_event, |e| e.invoke);
         Ok(())
     }
 

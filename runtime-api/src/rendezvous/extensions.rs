@@ -76,12 +76,16 @@ pub(super) struct Registry {
 impl Registry {
     /// Hand `event` to every extension `filter` selects: to its parked
     /// `/event/next` if any, else on its next call.
+    /// The event is only built when some extension wants it.
     pub(super) fn broadcast(
         &mut self,
-        event: Option<Arc<ExtensionEvent>>,
+        make: impl FnOnce() -> Arc<ExtensionEvent>,
         filter: impl Fn(&ExtensionInfo) -> bool,
     ) {
-        let Some(event) = event else { return };
+        if !self.entries.iter().any(|e| filter(&e.info)) {
+            return;
+        }
+        let event = make();
         for e in self.entries.iter_mut().filter(|e| filter(&e.info)) {
             if e.info.state == ExtensionState::Errored {
                 continue;
@@ -146,7 +150,7 @@ struct RegisterBody {
 }
 
 /// The INVOKE event of a dispatched invoke, if any extension wants it.
-pub(super) fn invoke_event(d: &Dispatched) -> Option<Arc<ExtensionEvent>> {
+pub(super) fn invoke_event(d: &Dispatched) -> Arc<ExtensionEvent> {
     let mut body = serde_json::json!({
         "eventType": "INVOKE",
         "deadlineMs": d.deadline_epoch_ms,
@@ -156,10 +160,10 @@ pub(super) fn invoke_event(d: &Dispatched) -> Option<Arc<ExtensionEvent>> {
     if let Some(t) = &d.invoke.trace_id {
         body["tracing"] = serde_json::json!({"type": "X-Amzn-Trace-Id", "value": t});
     }
-    Some(Arc::new(ExtensionEvent {
+    Arc::new(ExtensionEvent {
         id: new_uuid(),
         body: serde_json::to_vec(&body).unwrap_or_default().into(),
-    }))
+    })
 }
 
 impl Rendezvous {
@@ -380,7 +384,7 @@ impl RuntimeHandle {
         });
         let mut g = self.r.lock();
         let n = g.ext.entries.iter().filter(|e| e.info.shutdown).count();
-        g.ext.broadcast(Some(event), |e| e.shutdown);
+        g.ext.broadcast(|| event, |e| e.shutdown);
         n
     }
 }
