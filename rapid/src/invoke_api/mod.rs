@@ -148,7 +148,7 @@ impl InvokeApi {
             );
         }
         let id = RequestId::generate();
-        let span = tracing::info_span!("invoke", request_id = %id);
+        let span = tracing::debug_span!("invoke", request_id = %id);
         self.invoke(id, endpoint, req).instrument(span).await
     }
 
