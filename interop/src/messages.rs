@@ -119,9 +119,10 @@ impl ErrorInvokeResponse {
     }
 }
 
-/// Start a sandbox generation.
+/// Start a sandbox generation. Every field may be omitted in a control-API
+/// request; omitted values come from rapid's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Init {
     /// Function name (`AWS_LAMBDA_FUNCTION_NAME`).
     pub function_name: String,
@@ -238,12 +239,21 @@ pub struct InvokeFailure {
 
 /// Reset the sandbox: kill its processes so a fresh init can start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Reset {
     /// Why.
     pub reason: ShutdownReason,
     /// Budget for the reset, in milliseconds.
     pub deadline_ms: u64,
+}
+
+impl Default for Reset {
+    fn default() -> Self {
+        Reset {
+            reason: ShutdownReason::Spindown,
+            deadline_ms: 2000,
+        }
+    }
 }
 
 /// The reset completed: no process of the old generation is alive.
@@ -268,12 +278,21 @@ pub struct ResetFailure {
 
 /// Shut the sandbox down for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Shutdown {
     /// Why.
     pub reason: ShutdownReason,
     /// Budget, in milliseconds.
     pub deadline_ms: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            reason: ShutdownReason::Spindown,
+            deadline_ms: 2000,
+        }
+    }
 }
 
 /// Shutdown completed.
@@ -292,6 +311,33 @@ pub struct ShutdownSuccess {
 pub struct Restore {
     /// Budget for the restore hooks, in milliseconds.
     pub restore_timeout_ms: u64,
+}
+
+/// How an init ended, as one typed message: `{"InitSuccess": …}` or `{"InitFailure": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InitResult {
+    /// Init completed.
+    InitSuccess(InitSuccess),
+    /// Init failed.
+    InitFailure(InitFailure),
+}
+
+/// How an invoke ended, as one typed message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InvokeResult {
+    /// The runtime answered (possibly with a function error).
+    InvokeSuccess(InvokeSuccess),
+    /// The invoke failed and the sandbox was reset.
+    InvokeFailure(InvokeFailure),
+}
+
+/// How a reset ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ResetResult {
+    /// Every process of the generation is gone.
+    ResetSuccess(ResetSuccess),
+    /// The reset needed SIGKILL past its deadline.
+    ResetFailure(ResetFailure),
 }
 
 /// Outcome of a Restore.
@@ -355,6 +401,21 @@ mod tests {
         );
         assert_eq!(ShutdownReason::Timeout.as_str(), "TIMEOUT");
         assert_eq!(ShutdownReason::Failure.as_str(), "FAILURE");
+    }
+
+    #[test]
+    fn results_are_externally_tagged() {
+        let r = InitResult::InitSuccess(InitSuccess {
+            metrics: InitMetrics::default(),
+        });
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v.get("InitSuccess").is_some());
+        let init: Init = serde_json::from_str("{\"invokeTimeoutMs\": 5}").unwrap();
+        assert_eq!(init.invoke_timeout_ms, 5);
+        assert_eq!(init.init_timeout_ms, 0);
+        let reset: Reset = serde_json::from_str("{\"reason\": \"TIMEOUT\"}").unwrap();
+        assert_eq!(reset.reason, ShutdownReason::Timeout);
+        assert_eq!(reset.deadline_ms, 2000);
     }
 
     #[test]

@@ -105,6 +105,16 @@ pub struct Args {
     #[arg(long, env = "RAPID_STREAM_CAP", default_value_t = 200 * 1024 * 1024, value_name = "BYTES")]
     pub stream_cap: u64,
 
+    /// Address of the control API (off by default). With it, rapid waits for
+    /// `POST /v1/init` instead of initialising at start-up.
+    #[arg(long, env = "RAPID_CONTROL_API_ADDRESS", value_name = "HOST:PORT")]
+    pub control_api_address: Option<SocketAddr>,
+
+    /// File holding the control API's bearer token (required when the control
+    /// address is not loopback).
+    #[arg(long, env = "RAPID_CONTROL_TOKEN_FILE", value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+
     /// Sealed execution: every invoke gets a fresh sandbox. `--one-shot` (or
     /// `=recycle`) shuts the sandbox down after each invoke and starts a new
     /// one; `--one-shot=exit` serves exactly one invoke, then exits 0.
@@ -224,6 +234,10 @@ pub struct Config {
     pub stream_cap_bytes: u64,
     /// Lambda's streaming bandwidth shaping.
     pub stream_shaping: bool,
+    /// Control API address.
+    pub control_api_address: Option<SocketAddr>,
+    /// Control API bearer token.
+    pub control_token: Option<String>,
     /// Sealed execution mode.
     pub one_shot: Option<OneShot>,
     /// Wiped between one-shot sandboxes.
@@ -276,8 +290,54 @@ pub fn resolve_bootstrap(command: &[String], defaults: &[&str]) -> Bootstrap {
     }
 }
 
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The control API would be reachable off-host without a token.
+    #[error("--control-api-address {0} is not a loopback address: give --control-token-file")]
+    ControlTokenRequired(SocketAddr),
+    /// The token file cannot be used.
+    #[error("--control-token-file {path}: {why}")]
+    ControlToken {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
 impl Config {
-    /// Validate parsed arguments.
+    /// Validate parsed arguments, reading the files they name.
+    pub fn load(args: Args) -> Result<Config, ConfigError> {
+        let token = match &args.control_token_file {
+            None => None,
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::ControlToken {
+                        path: path.clone(),
+                        why: e.to_string(),
+                    })?;
+                let t = text.trim().to_owned();
+                if t.is_empty() {
+                    return Err(ConfigError::ControlToken {
+                        path: path.clone(),
+                        why: "the file is empty".into(),
+                    });
+                }
+                Some(t)
+            }
+        };
+        if let Some(addr) = args.control_api_address {
+            if !addr.ip().is_loopback() && token.is_none() {
+                return Err(ConfigError::ControlTokenRequired(addr));
+            }
+        }
+        let mut cfg = Config::from_args(args);
+        cfg.control_token = token;
+        Ok(cfg)
+    }
+
+    /// Validate parsed arguments (no files read; no control token).
     pub fn from_args(args: Args) -> Config {
         let handler = args.handler.clone().or_else(|| {
             (args.command.len() >= 2)
@@ -304,6 +364,8 @@ impl Config {
             extensions_dir: args.extensions_dir,
             stream_cap_bytes: args.stream_cap,
             stream_shaping: args.stream_shaping,
+            control_api_address: args.control_api_address,
+            control_token: None,
             one_shot: match args.one_shot.as_deref() {
                 Some("exit") => Some(OneShot::Exit),
                 Some(_) => Some(OneShot::Recycle),
@@ -367,6 +429,22 @@ mod tests {
         assert_eq!(c(&["rapid", "--one-shot"]), Some(OneShot::Recycle));
         assert_eq!(c(&["rapid", "--one-shot=exit"]), Some(OneShot::Exit));
         assert!(Args::try_parse_from(["rapid", "--one-shot=bogus"]).is_err());
+    }
+
+    #[test]
+    fn control_token_rules() {
+        let a = Args::parse_from(["rapid", "--control-api-address", "0.0.0.0:7000"]);
+        assert!(matches!(
+            Config::load(a),
+            Err(ConfigError::ControlTokenRequired(_))
+        ));
+        let a = Args::parse_from(["rapid", "--control-api-address", "127.0.0.1:7000"]);
+        assert!(Config::load(a).is_ok());
+        let a = Args::parse_from(["rapid", "--control-token-file", "/nonexistent/token"]);
+        assert!(matches!(
+            Config::load(a),
+            Err(ConfigError::ControlToken { .. })
+        ));
     }
 
     #[test]

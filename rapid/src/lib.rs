@@ -5,6 +5,7 @@
 //! and waits for SIGTERM/SIGINT to shut down in order.
 
 pub mod config;
+pub mod control_api;
 pub mod engine;
 pub mod eventstream;
 pub mod invoke_api;
@@ -23,6 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
+use crate::control_api::ControlApi;
 use crate::engine::{Command, Engine};
 use crate::invoke_api::InvokeApi;
 use crate::output::Output;
@@ -117,8 +119,9 @@ pub async fn run(cfg: Config) -> ExitCode {
     ));
 
     let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue);
-    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let shutting_down = Arc::new(AtomicBool::new(false));
+    let queue_tx_control = queue_tx.clone();
     let front = InvokeApi::new(cfg.clone(), queue_tx, shutting_down.clone());
     let inflight = front.inflight();
     tokio::spawn(runtime_api::server::serve(
@@ -126,6 +129,19 @@ pub async fn run(cfg: Config) -> ExitCode {
         "invoke",
         move |req| front.clone().handle(req),
     ));
+    if let Some(addr) = cfg.control_api_address {
+        let listener = match bind(addr, "control API").await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        let control = ControlApi::new(cfg.clone(), queue_tx_control, cmd_tx.clone());
+        tokio::spawn(runtime_api::server::serve(
+            listener,
+            "control",
+            move |req| control.clone().handle(req),
+        ));
+        tracing::info!(control_api = %addr, "control API listening");
+    }
     tracing::info!(
         invoke_api = %cfg.invoke_address,
         runtime_api = %cfg.runtime_api_address,
@@ -170,6 +186,7 @@ pub async fn run(cfg: Config) -> ExitCode {
     let _ = cmd_tx
         .send(Command::Shutdown {
             reason: ShutdownReason::Spindown,
+            exit: true,
             done: done_tx,
         })
         .await;

@@ -22,7 +22,13 @@ fn init_tracing(level: &str, format: &str) {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing(&args.log_level, &args.log_format);
-    let cfg = Config::from_args(args);
+    let cfg = match Config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rapid: {e}");
+            return ExitCode::from(rapid::exit_code::USAGE);
+        }
+    };
     if let rapid::config::Bootstrap::Missing(why) = &cfg.bootstrap {
         tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
     }

@@ -74,6 +74,17 @@ pub fn extension_launch(name: &str, detail: &str) -> FunctionError {
     )
 }
 
+/// A control-API Reset arrived while the invoke ran.
+pub fn reset_during_invoke(id: &RequestId) -> FunctionError {
+    FunctionError::new(
+        ErrorType::SandboxFailure,
+        prefixed(
+            Some(id),
+            "The sandbox was reset by the platform during the invoke",
+        ),
+    )
+}
+
 /// rapid is shutting down while the invoke ran.
 pub fn shutting_down(id: &RequestId) -> FunctionError {
     FunctionError::new(

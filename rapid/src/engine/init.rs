@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use interop::{
-    ErrorInvokeResponse, FunctionError, Init, InitFailure, InitMetrics, InitSuccess, ShutdownReason,
+    ErrorInvokeResponse, FunctionError, Init, InitFailure, InitMetrics, InitResult, InitSuccess,
+    ShutdownReason,
 };
 use runtime_api::InvokeOutcome;
 
@@ -39,22 +40,12 @@ fn file_name(p: &Path) -> String {
 }
 
 impl Engine {
-    fn init_message(&self, suppressed: bool) -> Init {
-        Init {
-            function_name: self.cfg.function_name.clone(),
-            function_version: self.cfg.function_version.clone(),
-            memory_size_mb: self.cfg.memory_size_mb,
-            handler: self.cfg.handler.clone(),
-            init_timeout_ms: self.cfg.init_timeout.as_millis() as u64,
-            invoke_timeout_ms: self.cfg.timeout.as_millis() as u64,
-            suppressed,
-            environment: Default::default(),
-        }
-    }
-
     /// Start a fresh sandbox generation. `waiting` is the invoke of a suppressed init.
     pub(super) fn start_init(&mut self, waiting: Option<InvokeRequest>) {
-        let init = self.init_message(waiting.is_some());
+        let init = Init {
+            suppressed: waiting.is_some(),
+            ..self.init.clone()
+        };
         let started = Instant::now();
         let budget = Duration::from_millis(if init.suppressed {
             init.invoke_timeout_ms
@@ -75,8 +66,9 @@ impl Engine {
             awaiting_registration: Vec::new(),
             runtime_started: false,
             runtime_ready: false,
+            reply: None,
         });
-        let runtime_env = environment::runtime_env(&self.cfg, std::env::vars());
+        let runtime_env = self.runtime_env();
         let extension_env = environment::extension_env(&runtime_env);
         let paths = list_extensions(&self.cfg.extensions_dir);
         let names: Vec<String> = paths.iter().map(|p| file_name(p)).collect();
@@ -121,9 +113,14 @@ impl Engine {
             init.awaiting_registration.retain(|n| n != name);
         }
         if init.awaiting_registration.is_empty() && !init.runtime_started {
-            let env = environment::runtime_env(&self.cfg, std::env::vars());
+            let env = self.runtime_env();
             self.start_runtime(env);
         }
+    }
+
+    fn runtime_env(&self) -> Vec<(String, String)> {
+        let caller = std::env::vars().chain(self.init.environment.clone());
+        environment::runtime_env(&self.cfg, caller)
     }
 
     fn start_runtime(&mut self, env: Vec<(String, String)>) {
@@ -182,6 +179,7 @@ impl Engine {
             extensions = success.metrics.num_active_extensions,
             "init complete"
         );
+        self.record_init(InitResult::InitSuccess(success), init.reply);
         match init.waiting {
             Some(req) => self.dispatch(req, Some(took)),
             None => self.pending_init_duration = Some(took),
@@ -204,9 +202,9 @@ impl Engine {
     pub(super) fn init_failed(&mut self, error: FunctionError, payload: Option<Vec<u8>>) {
         self.kill_all_now();
         let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
-        let (started, waiting) = match phase {
-            Phase::Initializing(i) => (i.started, i.waiting),
-            _ => (Instant::now(), None),
+        let (started, waiting, reply) = match phase {
+            Phase::Initializing(i) => (i.started, i.waiting, i.reply),
+            _ => (Instant::now(), None, None),
         };
         let failure = InitFailure {
             error: error.clone(),
@@ -221,6 +219,7 @@ impl Engine {
             "init failed: {}",
             failure.error.error_message
         );
+        self.record_init(InitResult::InitFailure(failure), reply);
         let response = ErrorInvokeResponse {
             function_error: error,
             payload,

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use interop::{FunctionError, Invoke, InvokeFailure, InvokeSuccess, RequestId, ShutdownReason};
+use interop::{
+    FunctionError, Invoke, InvokeFailure, InvokeResult, InvokeSuccess, RequestId, ShutdownReason,
+};
 use runtime_api::InvokeOutcome;
 use tokio::sync::oneshot;
 
@@ -40,7 +42,7 @@ impl Engine {
             invoked_function_arn: self.cfg.function_arn.clone(),
             content_type: req.content_type,
             payload_size: req.payload.len(),
-            timeout_ms: self.cfg.timeout.as_millis() as u64,
+            timeout_ms: self.init.invoke_timeout_ms,
         };
         self.out.start_line(&req.id, &self.cfg.function_version);
         if req.tail.is_some() {
@@ -53,11 +55,13 @@ impl Engine {
                 self.phase = Phase::Invoking(Running {
                     id: req.id,
                     started,
-                    deadline: started + self.cfg.timeout,
+                    deadline: started + self.invoke_timeout(),
                     tail: req.tail,
                     init_duration,
                     produced_bytes: 0,
                     runtime_ready: false,
+                    function_error: None,
+                    result: req.result,
                 });
             }
             Err((e, reply)) => {
@@ -76,12 +80,13 @@ impl Engine {
         };
         let success = InvokeSuccess {
             id: run.id.clone(),
-            function_error: None,
+            function_error: run.function_error.clone(),
             metrics: run.metrics(),
         };
         tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
             produced_bytes = success.metrics.produced_bytes, "invoke complete");
         self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        self.record_invoke(InvokeResult::InvokeSuccess(success), run.result);
         self.sealed_invoke_done = self.cfg.one_shot.is_some();
     }
 
@@ -109,8 +114,20 @@ impl Engine {
     /// The invoke failed in a way that needs a reset: answer the invoker (if it
     /// still waits), report, reset, and start a fresh init at once.
     pub(super) async fn fail_invoke(&mut self, error: FunctionError, reason: ShutdownReason) {
+        if self.fail_invoke_without_reinit(error, reason).await && self.cfg.one_shot.is_none() {
+            self.start_init(None);
+        }
+    }
+
+    /// Answer, report and reset; returns whether there was an invoke to fail.
+    /// One-shot mode leaves the next sandbox to the one-shot step.
+    pub(super) async fn fail_invoke_without_reinit(
+        &mut self,
+        error: FunctionError,
+        reason: ShutdownReason,
+    ) -> bool {
         let Phase::Invoking(run) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
-            return;
+            return false;
         };
         let failure = InvokeFailure {
             id: run.id.clone(),
@@ -122,12 +139,12 @@ impl Engine {
             "invoke failed: {}", failure.error.error_message);
         self.runtime.fail_current(error);
         self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        self.record_invoke(InvokeResult::InvokeFailure(failure), run.result);
         self.reset(reason).await;
         if self.cfg.one_shot.is_some() {
             // The one-shot step starts the next sandbox (or stops rapid).
             self.sealed_invoke_done = true;
-            return;
         }
-        self.start_init(None);
+        true
     }
 }

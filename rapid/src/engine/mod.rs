@@ -10,6 +10,7 @@
 //! * `invoke.rs` — dispatching an invoke and closing it.
 //! * `teardown.rs` — resets and shutdown: SIGTERM/SIGKILL, SHUTDOWN events.
 
+mod control;
 mod environment;
 mod errors;
 mod init;
@@ -21,7 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use interop::{FunctionError, RequestId, ShutdownReason, ShutdownSuccess};
+use interop::{
+    FunctionError, Init, InitResult, InvokeResult, RequestId, ResetResult, ShutdownReason,
+    ShutdownSuccess,
+};
 use runtime_api::{ExtensionErrorKind, OutcomeSender, RuntimeEvent, RuntimeHandle};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
@@ -52,18 +56,72 @@ pub struct InvokeRequest {
     pub reply: OutcomeSender,
     /// Where the log tail goes, when the invoker asked for it.
     pub tail: Option<oneshot::Sender<Vec<u8>>>,
+    /// Where the typed result goes (control API).
+    pub result: Option<oneshot::Sender<InvokeResult>>,
 }
 
 /// Orders for the engine other than invokes.
 #[derive(Debug)]
 pub enum Command {
     /// Shut down for good; answer on `done` when every process is gone.
+    /// `exit` ends the engine (rapid is stopping); otherwise the engine stays to
+    /// refuse further commands (control API).
     Shutdown {
         /// Why.
         reason: ShutdownReason,
-        /// Completion.
-        done: oneshot::Sender<ShutdownSuccess>,
+        /// Stop the engine afterwards.
+        exit: bool,
+        /// Completion, or the refusal when already shut down.
+        done: oneshot::Sender<Result<ShutdownSuccess, ControlError>>,
     },
+    /// Start a sandbox generation (control API).
+    Init {
+        /// Parameters; zero/empty fields keep the configured values.
+        init: Box<Init>,
+        /// The typed result.
+        reply: oneshot::Sender<Result<InitResult, ControlError>>,
+    },
+    /// Reset the sandbox (control API); the next generation waits for Init.
+    Reset {
+        /// Why, and the budget.
+        reset: interop::Reset,
+        /// The typed result.
+        reply: oneshot::Sender<Result<ResetResult, ControlError>>,
+    },
+    /// Report the state.
+    State {
+        /// The snapshot.
+        reply: oneshot::Sender<State>,
+    },
+}
+
+/// A command refused because it is out of order (409 on the control API).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ControlError {
+    /// Always `InvalidStateTransition`.
+    #[serde(rename = "errorType")]
+    pub error_type: &'static str,
+    /// Which command and why.
+    #[serde(rename = "errorMessage")]
+    pub error_message: String,
+}
+
+/// What `GET /v1/state` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// The lifecycle phase.
+    pub phase: &'static str,
+    /// Sandbox generation.
+    pub generation: u64,
+    /// The runtime's pid, when running.
+    pub runtime_pid: Option<i32>,
+    /// Registered extensions' names.
+    pub extensions: Vec<String>,
+    /// The last init's result.
+    pub last_init: Option<InitResult>,
+    /// The last invoke's result.
+    pub last_invoke: Option<InvokeResult>,
 }
 
 /// A process of the sandbox.
@@ -95,6 +153,13 @@ pub struct Engine {
     pending_init_duration: Option<Duration>,
     /// One-shot: the invoke finished; recycle (or exit) before the next.
     sealed_invoke_done: bool,
+    /// The parameters of the next init (from the configuration, or a control-API Init).
+    init: Init,
+    /// The last typed results, for `GET /v1/state`.
+    last_init: Option<InitResult>,
+    last_invoke: Option<InvokeResult>,
+    /// A Shutdown completed; later commands are refused.
+    shut_down: bool,
 }
 
 impl Engine {
@@ -111,7 +176,6 @@ impl Engine {
         let (exits_tx, exits) = mpsc::unbounded_channel();
         let generation = runtime.generation();
         Engine {
-            cfg,
             runtime,
             events,
             invokes,
@@ -126,24 +190,41 @@ impl Engine {
             generation,
             pending_init_duration: None,
             sealed_invoke_done: false,
+            init: Init {
+                function_name: cfg.function_name.clone(),
+                function_version: cfg.function_version.clone(),
+                memory_size_mb: cfg.memory_size_mb,
+                handler: cfg.handler.clone(),
+                init_timeout_ms: cfg.init_timeout.as_millis() as u64,
+                invoke_timeout_ms: cfg.timeout.as_millis() as u64,
+                suppressed: false,
+                environment: Default::default(),
+            },
+            last_init: None,
+            last_invoke: None,
+            shut_down: false,
+            cfg,
         }
     }
 
     /// Run until shutdown: eager init, then serve invokes.
     pub async fn run(mut self) {
-        self.start_init(None);
+        if self.cfg.control_api_address.is_some() {
+            tracing::info!("waiting for Init on the control API");
+            self.phase = Phase::NotStarted;
+        } else {
+            self.start_init(None);
+        }
         loop {
             let deadline = self.phase.deadline();
             let accepting = self.phase.accepts_invokes();
             tokio::select! {
                 biased;
-                Some(cmd) = self.commands.recv() => match cmd {
-                    Command::Shutdown { reason, done } => {
-                        let result = self.shutdown(reason).await;
-                        let _ = done.send(result);
+                Some(cmd) = self.commands.recv() => {
+                    if self.on_command(cmd).await.is_break() {
                         return;
                     }
-                },
+                }
                 Some(exit) = self.exits.recv() => self.on_exit(exit).await,
                 Some(event) = self.events.recv() => self.on_runtime_event(event).await,
                 () = sleep_until(deadline.unwrap_or_else(far_future).into()), if deadline.is_some() => {
@@ -251,10 +332,11 @@ impl Engine {
             } => {
                 if let Phase::Invoking(run) = &mut self.phase {
                     run.produced_bytes = produced_bytes;
-                    if let Some(fe) = function_error {
+                    if let Some(fe) = &function_error {
                         tracing::debug!(request_id = %run.id, ?mode, error_type = %fe.error_type,
                             "invoke ended with an error");
                     }
+                    run.function_error = function_error;
                 }
             }
         }
@@ -316,7 +398,7 @@ impl Engine {
                 self.fail_init(err, None, ShutdownReason::Timeout).await;
             }
             Phase::Invoking(run) => {
-                let err = errors::timed_out(&run.id, self.cfg.timeout);
+                let err = errors::timed_out(&run.id, self.invoke_timeout());
                 tracing::warn!(request_id = %run.id, "invoke timed out");
                 self.fail_invoke(err, ShutdownReason::Timeout).await;
             }

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use interop::{ErrorInvokeResponse, InvokeMetrics, RequestId};
+use interop::{
+    ErrorInvokeResponse, FunctionError, InitResult, InvokeMetrics, InvokeResult, RequestId,
+};
 use tokio::sync::oneshot;
 
 use super::{ms, InvokeRequest};
@@ -22,6 +24,8 @@ pub struct Initializing {
     pub runtime_started: bool,
     /// The runtime called `/next`.
     pub runtime_ready: bool,
+    /// A control-API caller waiting for the typed result.
+    pub reply: Option<oneshot::Sender<InitResult>>,
 }
 
 /// An invoke in progress.
@@ -35,6 +39,10 @@ pub struct Running {
     pub produced_bytes: u64,
     /// The runtime called `/next` again.
     pub runtime_ready: bool,
+    /// The function's error, if it reported one.
+    pub function_error: Option<FunctionError>,
+    /// A control-API caller waiting for the typed result.
+    pub result: Option<oneshot::Sender<InvokeResult>>,
 }
 
 impl Running {
@@ -53,6 +61,8 @@ impl Running {
 /// The lifecycle phase (SPEC §2).
 #[derive(Debug)]
 pub enum Phase {
+    /// No sandbox yet: waiting for a control-API Init (or after its Reset).
+    NotStarted,
     /// The sandbox (re)starts; invokes wait in the queue.
     Initializing(Initializing),
     /// The runtime waits on `/next`.
@@ -78,6 +88,18 @@ impl Phase {
     /// Whether the next queued invoke may be taken now.
     pub fn accepts_invokes(&self) -> bool {
         matches!(self, Phase::Ready | Phase::InitFailed(_))
+    }
+
+    /// The phase's name, as `GET /v1/state` reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::NotStarted => "NotStarted",
+            Phase::Initializing(_) => "Initializing",
+            Phase::Ready => "Ready",
+            Phase::Invoking(_) => "Invoking",
+            Phase::InitFailed(_) => "InitFailed",
+            Phase::Stopped => "Stopped",
+        }
     }
 
     /// The request id this phase serves, if any.
@@ -107,6 +129,7 @@ mod tests {
             awaiting_registration: Vec::new(),
             runtime_started: false,
             runtime_ready: false,
+            reply: None,
         });
         let id = RequestId::generate();
         let run = Phase::Invoking(Running {
@@ -117,6 +140,8 @@ mod tests {
             init_duration: None,
             produced_bytes: 0,
             runtime_ready: false,
+            function_error: None,
+            result: None,
         });
         let failed = Phase::InitFailed(ErrorInvokeResponse::from_error(FunctionError::new(
             ErrorType::RuntimeExitError,
@@ -127,6 +152,8 @@ mod tests {
         assert!(Phase::Ready.accepts_invokes());
         assert!(failed.accepts_invokes());
         assert!(!Phase::Stopped.accepts_invokes());
+        assert!(!Phase::NotStarted.accepts_invokes());
+        assert_eq!(Phase::NotStarted.name(), "NotStarted");
         assert_eq!(init.deadline(), Some(now + Duration::from_secs(1)));
         assert_eq!(run.deadline(), Some(now + Duration::from_secs(2)));
         assert_eq!(Phase::Ready.deadline(), None);

@@ -1,6 +1,7 @@
 //! Bodies of Invoke API answers: whole, streamed raw, or streamed as AWS
 //! event-stream messages.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -20,6 +21,12 @@ pub enum InvokeBody {
     Stream(mpsc::Receiver<StreamItem>),
     /// The runtime's chunks as `PayloadChunk` events, then `InvokeComplete`.
     EventStream(EventStream),
+    /// A body followed by the invoke's typed result as the HTTP trailer
+    /// `Rapid-Invoke-Result` (control API; sent when the client accepts trailers).
+    WithResult(
+        Box<InvokeBody>,
+        Option<tokio::sync::oneshot::Receiver<interop::InvokeResult>>,
+    ),
 }
 
 impl Default for InvokeBody {
@@ -99,6 +106,32 @@ impl Body for InvokeBody {
                     "the response stream ended before it was complete".into(),
                 )))),
             },
+            InvokeBody::WithResult(inner, result) => {
+                if !inner.is_end_stream() {
+                    match Pin::new(inner.as_mut()).poll_frame(cx) {
+                        Poll::Ready(None) => **inner = InvokeBody::Full(None),
+                        other => return other,
+                    }
+                }
+                let Some(rx) = result.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match Pin::new(rx).poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(r) => {
+                        *result = None;
+                        let json = r.ok().and_then(|r| serde_json::to_string(&r).ok());
+                        match json.and_then(|j| http::HeaderValue::from_str(&j).ok()) {
+                            Some(v) => {
+                                let mut trailers = http::HeaderMap::new();
+                                trailers.insert("rapid-invoke-result", v);
+                                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                            }
+                            None => Poll::Ready(None),
+                        }
+                    }
+                }
+            }
             InvokeBody::EventStream(es) => match es {
                 EventStream::Ready(q) => Poll::Ready(q.pop_front().map(|m| Ok(Frame::data(m)))),
                 EventStream::Live(rx) => match rx.poll_recv(cx) {

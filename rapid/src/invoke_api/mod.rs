@@ -60,7 +60,11 @@ pub struct InvokeApi {
 
 type Answer = Response<InvokeBody>;
 
-fn json(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Answer {
+pub(crate) fn json(
+    status: StatusCode,
+    error_type: ErrorType,
+    message: impl Into<String>,
+) -> Answer {
     let body = FunctionError::new(error_type, message).to_json();
     Response::builder()
         .status(status)
@@ -224,6 +228,7 @@ impl InvokeApi {
             cognito_identity: None,
             reply: reply_tx,
             tail: tail_tx,
+            result: None,
         };
         match self.queue.try_send(request) {
             Ok(()) => {}
@@ -273,7 +278,7 @@ impl InvokeApi {
 }
 
 /// The classic answer: the body as the runtime produced it.
-fn render(b: http::response::Builder, outcome: InvokeOutcome) -> Answer {
+pub(crate) fn render(b: http::response::Builder, outcome: InvokeOutcome) -> Answer {
     match outcome {
         InvokeOutcome::Response(r) => {
             let ct = r.content_type.as_deref().unwrap_or("application/json");
@@ -330,7 +335,11 @@ fn render_event_stream(b: http::response::Builder, outcome: InvokeOutcome) -> An
     }
 }
 
-fn with_ids(b: http::response::Builder, id: &RequestId, cfg: &Config) -> http::response::Builder {
+pub(crate) fn with_ids(
+    b: http::response::Builder,
+    id: &RequestId,
+    cfg: &Config,
+) -> http::response::Builder {
     b.header("x-amzn-requestid", id.as_str())
         .header("x-amz-executed-version", cfg.function_version.as_str())
 }

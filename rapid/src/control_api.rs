@@ -1,0 +1,314 @@
+//! The control API: a platform drives the sandbox through its phases with the
+//! typed `interop` messages (`--control-api-address`).
+//!
+//! | call | body | answer |
+//! |---|---|---|
+//! | `GET /v1/state` | — | phase, generation, pids, last results |
+//! | `POST /v1/init` | `Init` (all fields optional) | `{"InitSuccess"}` / `{"InitFailure"}` |
+//! | `POST /v1/invoke` | `{"payload", "payloadBase64"?, "contentType"?, "traceId"?, "clientContext"?}` | the response, streamed; `Rapid-Invoke-Result` trailer |
+//! | `POST /v1/reset` | `Reset` | `{"ResetSuccess"}` / `{"ResetFailure"}` |
+//! | `POST /v1/shutdown` | `Shutdown` | `ShutdownSuccess` |
+//! | `POST /v1/restore` | `Restore` | 501 (init caching is not implemented) |
+//!
+//! Out-of-order commands get 409 `InvalidStateTransition`; a missing or wrong
+//! bearer token 401.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use fatalerror::ErrorType;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use interop::{RequestId, MAX_PAYLOAD};
+use runtime_api::ResponseBuilderExt;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::engine::{Command, ControlError, InvokeRequest};
+use crate::invoke_api::{decode_client_context, json, render, with_ids, InvokeBody};
+
+/// The control API front.
+#[derive(Clone)]
+pub struct ControlApi {
+    cfg: Arc<Config>,
+    queue: mpsc::Sender<InvokeRequest>,
+    commands: mpsc::Sender<Command>,
+}
+
+type Answer = Response<InvokeBody>;
+
+fn typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Answer {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body_or_500(InvokeBody::Full(Some(body.into())))
+}
+
+fn conflict(e: &ControlError) -> Answer {
+    typed(StatusCode::CONFLICT, e)
+}
+
+fn engine_gone() -> Answer {
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorType::ServiceException,
+        "rapid is shutting down",
+    )
+}
+
+/// The body of `POST /v1/invoke`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+struct InvokeBodyJson {
+    payload: Option<serde_json::Value>,
+    payload_base64: Option<String>,
+    content_type: Option<String>,
+    trace_id: Option<String>,
+    client_context: Option<serde_json::Value>,
+}
+
+async fn read_json<T: for<'de> Deserialize<'de> + Default>(body: Incoming) -> Result<T, Answer> {
+    let bytes = Limited::new(body, MAX_PAYLOAD * 2)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            json(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequestFormat,
+                format!("Could not read the body: {e}"),
+            )
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        json(
+            StatusCode::BAD_REQUEST,
+            ErrorType::InvalidRequestFormat,
+            format!("Invalid JSON body: {e}"),
+        )
+    })
+}
+
+impl ControlApi {
+    /// A control front feeding `queue` (invokes) and `commands`.
+    pub fn new(
+        cfg: Arc<Config>,
+        queue: mpsc::Sender<InvokeRequest>,
+        commands: mpsc::Sender<Command>,
+    ) -> Self {
+        ControlApi {
+            cfg,
+            queue,
+            commands,
+        }
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = &self.cfg.control_token else {
+            return true;
+        };
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == token)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Answer one request.
+    pub async fn handle(self, req: Request<Incoming>) -> Answer {
+        if !self.authorized(&req) {
+            return json(
+                StatusCode::UNAUTHORIZED,
+                ErrorType::InvalidRequestFormat,
+                "Missing or wrong bearer token (Authorization: Bearer <token>)",
+            );
+        }
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        let want = if path == "/v1/state" {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        let known = matches!(
+            path.as_str(),
+            "/v1/state" | "/v1/init" | "/v1/invoke" | "/v1/reset" | "/v1/shutdown" | "/v1/restore"
+        );
+        if !known {
+            return json(
+                StatusCode::NOT_FOUND,
+                ErrorType::NotFound,
+                format!("No such route: {method} {path}"),
+            );
+        }
+        if method != want {
+            return json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorType::MethodNotAllowed,
+                format!("Method {method} is not allowed on {path}"),
+            );
+        }
+        match path.as_str() {
+            "/v1/state" => match self.ask(|reply| Command::State { reply }).await {
+                Some(state) => typed(StatusCode::OK, &state),
+                None => engine_gone(),
+            },
+            "/v1/init" => {
+                let init: interop::Init = match read_json(req.into_body()).await {
+                    Ok(i) => i,
+                    Err(a) => return a,
+                };
+                let init = Box::new(init);
+                match self.ask(|reply| Command::Init { init, reply }).await {
+                    Some(Ok(result)) => typed(StatusCode::OK, &result),
+                    Some(Err(e)) => conflict(&e),
+                    None => engine_gone(),
+                }
+            }
+            "/v1/reset" => {
+                let reset: interop::Reset = match read_json(req.into_body()).await {
+                    Ok(r) => r,
+                    Err(a) => return a,
+                };
+                match self.ask(|reply| Command::Reset { reset, reply }).await {
+                    Some(Ok(result)) => typed(StatusCode::OK, &result),
+                    Some(Err(e)) => conflict(&e),
+                    None => engine_gone(),
+                }
+            }
+            "/v1/shutdown" => {
+                let shutdown: interop::Shutdown = match read_json(req.into_body()).await {
+                    Ok(s) => s,
+                    Err(a) => return a,
+                };
+                let reason = shutdown.reason;
+                match self
+                    .ask(|done| Command::Shutdown {
+                        reason,
+                        exit: false,
+                        done,
+                    })
+                    .await
+                {
+                    Some(Ok(result)) => typed(StatusCode::OK, &result),
+                    Some(Err(e)) => conflict(&e),
+                    None => engine_gone(),
+                }
+            }
+            "/v1/restore" => json(
+                StatusCode::NOT_IMPLEMENTED,
+                ErrorType::InvalidStateTransition,
+                "Restore needs init caching (--enable-init-caching), which rapid does not implement yet",
+            ),
+            _ => self.invoke(req).await,
+        }
+    }
+
+    async fn invoke(&self, req: Request<Incoming>) -> Answer {
+        let Some(state) = self.ask(|reply| Command::State { reply }).await else {
+            return engine_gone();
+        };
+        if matches!(state.phase, "NotStarted" | "Stopped") {
+            return conflict(&ControlError {
+                error_type: "InvalidStateTransition",
+                error_message: format!(
+                    "Invoke is not allowed in phase {}: send Init first",
+                    state.phase
+                ),
+            });
+        }
+        let body: InvokeBodyJson = match read_json(req.into_body()).await {
+            Ok(b) => b,
+            Err(a) => return a,
+        };
+        let payload: Bytes = match (&body.payload_base64, &body.payload) {
+            (Some(b64), _) => match base64::engine::general_purpose::STANDARD.decode(b64) {
+                Ok(p) => p.into(),
+                Err(e) => {
+                    return json(
+                        StatusCode::BAD_REQUEST,
+                        ErrorType::InvalidRequestFormat,
+                        format!("payloadBase64 is not base64: {e}"),
+                    )
+                }
+            },
+            (None, Some(v)) => serde_json::to_vec(v).unwrap_or_default().into(),
+            (None, None) => Bytes::from_static(b"{}"),
+        };
+        if payload.len() > MAX_PAYLOAD {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorType::RequestEntityTooLargeException,
+                format!(
+                    "{} byte payload exceeds the {MAX_PAYLOAD} byte maximum",
+                    payload.len()
+                ),
+            );
+        }
+        let client_context = match &body.client_context {
+            None => None,
+            Some(v) => {
+                let raw = base64::engine::general_purpose::STANDARD.encode(v.to_string());
+                match decode_client_context(&raw) {
+                    Ok(c) => Some(c),
+                    Err(m) => {
+                        return json(
+                            StatusCode::BAD_REQUEST,
+                            ErrorType::InvalidRequestContentException,
+                            m,
+                        )
+                    }
+                }
+            }
+        };
+        let id = RequestId::generate();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let (result_tx, result_rx) = oneshot::channel();
+        let request = InvokeRequest {
+            id: id.clone(),
+            payload,
+            content_type: body
+                .content_type
+                .unwrap_or_else(|| "application/json".into()),
+            trace_id: body.trace_id,
+            client_context,
+            cognito_identity: None,
+            reply: reply_tx,
+            tail: None,
+            result: Some(result_tx),
+        };
+        if let Err(e) = self.queue.try_send(request) {
+            return match e {
+                mpsc::error::TrySendError::Full(_) => json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorType::TooManyRequestsException,
+                    "The invoke queue is full",
+                ),
+                mpsc::error::TrySendError::Closed(_) => engine_gone(),
+            };
+        }
+        let Ok(outcome) = reply_rx.await else {
+            return engine_gone();
+        };
+        let b = with_ids(Response::builder().status(StatusCode::OK), &id, &self.cfg);
+        let mut resp = render(b, outcome)
+            .map(|inner| InvokeBody::WithResult(Box::new(inner), Some(result_rx)));
+        resp.headers_mut().insert(
+            header::TRAILER,
+            http::HeaderValue::from_static("rapid-invoke-result"),
+        );
+        resp
+    }
+}
