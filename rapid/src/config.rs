@@ -130,9 +130,16 @@ pub struct Args {
     #[arg(long, env = "RAPID_STREAM_SHAPING")]
     pub stream_shaping: bool,
 
-    /// Accepted for RIE compatibility; the Restore phase is not implemented yet.
+    /// Init caching (SnapStart-style): the runtime is told
+    /// AWS_LAMBDA_INITIALIZATION_TYPE=snap-start, ends its init in
+    /// /runtime/restore/next, and resumes after a Restore (at once, or on
+    /// `POST /v1/restore` with the control API).
     #[arg(long, env = "ENABLE_INIT_CACHING")]
     pub enable_init_caching: bool,
+
+    /// Restore timeout: seconds or a duration.
+    #[arg(long, env = "RAPID_RESTORE_TIMEOUT", default_value = "10", value_parser = parse_duration, value_name = "DURATION")]
+    pub restore_timeout: Duration,
 
     /// Diagnostics level (stderr): error, warn, info, debug or trace.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
@@ -234,6 +241,10 @@ pub struct Config {
     pub stream_cap_bytes: u64,
     /// Lambda's streaming bandwidth shaping.
     pub stream_shaping: bool,
+    /// Init caching.
+    pub init_caching: bool,
+    /// Restore budget.
+    pub restore_timeout: Duration,
     /// Control API address.
     pub control_api_address: Option<SocketAddr>,
     /// Control API bearer token.
@@ -364,6 +375,8 @@ impl Config {
             extensions_dir: args.extensions_dir,
             stream_cap_bytes: args.stream_cap,
             stream_shaping: args.stream_shaping,
+            init_caching: args.enable_init_caching,
+            restore_timeout: args.restore_timeout,
             control_api_address: args.control_api_address,
             control_token: None,
             one_shot: match args.one_shot.as_deref() {

@@ -8,7 +8,7 @@
 //! | `POST /v1/invoke` | `{"payload", "payloadBase64"?, "contentType"?, "traceId"?, "clientContext"?}` | the response, streamed; `Rapid-Invoke-Result` trailer |
 //! | `POST /v1/reset` | `Reset` | `{"ResetSuccess"}` / `{"ResetFailure"}` |
 //! | `POST /v1/shutdown` | `Shutdown` | `ShutdownSuccess` |
-//! | `POST /v1/restore` | `Restore` | 501 (init caching is not implemented) |
+//! | `POST /v1/restore` | — | `RestoreResult` (init caching) |
 //!
 //! Out-of-order commands get 409 `InvalidStateTransition`; a missing or wrong
 //! bearer token 401.
@@ -207,11 +207,11 @@ impl ControlApi {
                     None => engine_gone(),
                 }
             }
-            "/v1/restore" => json(
-                StatusCode::NOT_IMPLEMENTED,
-                ErrorType::InvalidStateTransition,
-                "Restore needs init caching (--enable-init-caching), which rapid does not implement yet",
-            ),
+            "/v1/restore" => match self.ask(|reply| Command::Restore { reply }).await {
+                Some(Ok(result)) => typed(StatusCode::OK, &result),
+                Some(Err(e)) => conflict(&e),
+                None => engine_gone(),
+            },
             _ => self.invoke(req).await,
         }
     }

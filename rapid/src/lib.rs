@@ -110,6 +110,7 @@ pub async fn run(cfg: Config) -> ExitCode {
             function_version: cfg.function_version.clone(),
             handler: cfg.handler.clone(),
             account_id: cfg.account_id.clone(),
+            init_caching: cfg.init_caching,
         },
     );
     tokio::spawn(runtime_api::server::serve(

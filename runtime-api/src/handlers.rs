@@ -391,3 +391,33 @@ pub(crate) async fn init_error(api: &RuntimeApi, req: Request<Incoming>) -> Repl
     })?;
     Ok(accepted())
 }
+
+/// `GET /runtime/restore/next`: answers 200 once the sandbox is restored.
+pub(crate) async fn restore_next(api: &RuntimeApi) -> Reply {
+    let rx = api.rendezvous.restore_next()?;
+    rx.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::GONE,
+            ErrorType::InvalidStateTransition,
+            "The sandbox was reset while this call waited for a restore",
+        )
+    })?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body_or_500(full(&b"{}"[..])))
+}
+
+/// `POST /runtime/restore/error`.
+pub(crate) async fn restore_error(api: &RuntimeApi, req: Request<Incoming>) -> Reply {
+    api.rendezvous.check_restore_error()?;
+    let (headers, body) = read_error_body(req).await?;
+    let error = reported_error(&headers, &body);
+    tracing::warn!(error_type = %error.error_type, "runtime reported a restore error");
+    let payload = (!body.is_empty()).then(|| body.to_vec());
+    api.rendezvous.restore_error(ErrorInvokeResponse {
+        function_error: error,
+        payload,
+    })?;
+    Ok(accepted())
+}

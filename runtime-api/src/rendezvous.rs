@@ -67,6 +67,18 @@ pub enum RuntimeEvent {
         /// The reported error type.
         error_type: String,
     },
+    /// Init caching: the runtime called `/restore/next` (ready for a snapshot).
+    RestoreReady {
+        /// Sandbox generation.
+        generation: u64,
+    },
+    /// The runtime called `/restore/error`.
+    RestoreError {
+        /// Sandbox generation.
+        generation: u64,
+        /// What it reported.
+        error: ErrorInvokeResponse,
+    },
     /// The invoke's response (or error) is complete.
     ResponseDone {
         /// Sandbox generation.
@@ -100,6 +112,8 @@ struct Inner {
     parked: Option<oneshot::Sender<Arc<Dispatched>>>,
     current: Option<Current>,
     ext: extensions::Registry,
+    /// Init caching: the runtime's parked `/restore/next`.
+    restore_parked: Option<oneshot::Sender<()>>,
 }
 
 /// Shared by the Runtime API handlers and the engine's [`RuntimeHandle`].
@@ -144,6 +158,7 @@ impl Rendezvous {
                 parked: None,
                 current: None,
                 ext: extensions::Registry::default(),
+                restore_parked: None,
             }),
             events: tx,
         };
@@ -280,6 +295,43 @@ impl Rendezvous {
         Ok(())
     }
 
+    /// `GET /restore/next`: park until a Restore.
+    pub fn restore_next(&self) -> Result<oneshot::Receiver<()>, ApiError> {
+        let mut g = self.lock();
+        g.state = g
+            .state
+            .on(RuntimeCall::RestoreNext, false)
+            .map_err(ApiError::transition)?;
+        let (tx, rx) = oneshot::channel();
+        g.restore_parked = Some(tx);
+        let generation = g.generation;
+        drop(g);
+        self.emit(RuntimeEvent::RestoreReady { generation });
+        Ok(rx)
+    }
+
+    /// Check that `/restore/error` is allowed now (before reading its body).
+    pub fn check_restore_error(&self) -> Result<(), ApiError> {
+        let g = self.lock();
+        g.state
+            .on(RuntimeCall::RestoreError, false)
+            .map(|_| ())
+            .map_err(ApiError::transition)
+    }
+
+    /// `POST /restore/error`.
+    pub fn restore_error(&self, error: ErrorInvokeResponse) -> Result<(), ApiError> {
+        let mut g = self.lock();
+        g.state = g
+            .state
+            .on(RuntimeCall::RestoreError, false)
+            .map_err(ApiError::transition)?;
+        let generation = g.generation;
+        drop(g);
+        self.emit(RuntimeEvent::RestoreError { generation, error });
+        Ok(())
+    }
+
     /// Check that `/init/error` is allowed now (before reading its body).
     pub fn check_init_error(&self) -> Result<(), ApiError> {
         let g = self.lock();
@@ -360,6 +412,25 @@ impl RuntimeHandle {
         Ok(())
     }
 
+    /// Restore: release the runtime's `/restore/next`.
+    pub fn restore(&self) -> Result<(), DispatchError> {
+        let mut g = self.r.lock();
+        let to = g
+            .state
+            .on(RuntimeCall::Restore, false)
+            .map_err(|e| DispatchError::NotReady(e.from.name()))?;
+        let waiter = g.restore_parked.take();
+        match waiter.map(|w| w.send(())) {
+            Some(Ok(())) => {
+                g.state = to;
+                Ok(())
+            }
+            _ => Err(DispatchError::NotReady(
+                "RestoreReady (its /restore/next call went away)",
+            )),
+        }
+    }
+
     /// Fail the invoke in flight with `error` if its invoker is still waiting.
     /// Returns whether an outcome was sent.
     pub fn fail_current(&self, error: FunctionError) -> bool {
@@ -385,6 +456,7 @@ impl RuntimeHandle {
         let mut g = self.r.lock();
         let reply = g.current.take().and_then(|mut c| c.reply.take());
         g.parked = None;
+        g.restore_parked = None;
         g.state = RuntimeState::Started;
         g.ext = extensions::Registry::default();
         g.generation += 1;

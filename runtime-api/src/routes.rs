@@ -28,6 +28,8 @@ pub struct ApiConfig {
     pub handler: Option<String>,
     /// Account id (answered to extensions that accept the `accountId` feature).
     pub account_id: String,
+    /// Init caching (SnapStart): `/restore/next` and `/restore/error` exist.
+    pub init_caching: bool,
 }
 
 impl Default for ApiConfig {
@@ -39,6 +41,7 @@ impl Default for ApiConfig {
             function_version: "$LATEST".into(),
             handler: None,
             account_id: "012345678912".into(),
+            init_caching: false,
         }
     }
 }
@@ -59,6 +62,8 @@ enum Route<'a> {
     Response(&'a str),
     Error(&'a str),
     InitError,
+    RestoreNext,
+    RestoreError,
     Register,
     EventNext,
     ExtensionInitError,
@@ -88,6 +93,8 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     let (route, want) = match rest {
         "invocation/next" => (Route::Next, Method::GET),
         "init/error" => (Route::InitError, Method::POST),
+        "restore/next" => (Route::RestoreNext, Method::GET),
+        "restore/error" => (Route::RestoreError, Method::POST),
         _ => {
             let inv = rest.strip_prefix("invocation/").ok_or_else(not_found)?;
             let (id, action) = inv.rsplit_once('/').ok_or_else(not_found)?;
@@ -125,6 +132,15 @@ impl RuntimeApi {
             Ok(Route::Response(id)) => handlers::response(&self, id, req).await,
             Ok(Route::Error(id)) => handlers::invocation_error(&self, id, req).await,
             Ok(Route::InitError) => handlers::init_error(&self, req).await,
+            Ok(Route::RestoreNext | Route::RestoreError) if !self.config.init_caching => {
+                Err(ApiError::new(
+                    http::StatusCode::NOT_FOUND,
+                    fatalerror::ErrorType::NotFound,
+                    format!("{path} needs init caching (--enable-init-caching)"),
+                ))
+            }
+            Ok(Route::RestoreNext) => handlers::restore_next(&self).await,
+            Ok(Route::RestoreError) => handlers::restore_error(&self, req).await,
             Ok(Route::Register) => extension_handlers::register(&self, req).await,
             Ok(Route::EventNext) => extension_handlers::next(&self, req).await,
             Ok(Route::ExtensionInitError) => {

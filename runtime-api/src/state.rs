@@ -5,8 +5,13 @@
 //!     │                ▲  ▲                  │                                            │
 //!     │                │  └────────next──────┼──(only while the event is undelivered)     │
 //!     │                └─────────────────────┴──error──▶ ResponseSent ──next──────────────┘
-//!     └──init/error──▶ InitErrored
+//!     ├──init/error──▶ InitErrored
+//!     └──restore/next──▶ RestoreReady ──restore──▶ Restoring ──next──▶ Ready
+//!                                                     └──restore/error──▶ RestoreErrored
 //! ```
+//!
+//! The restore states exist only with init caching (SnapStart): the runtime
+//! ends its init with `/restore/next` and resumes after a Restore.
 //!
 //! [`RuntimeState::on`] is the whole transition table; handlers call it before
 //! they change anything, so a rejected call leaves the invoke as it was.
@@ -28,6 +33,12 @@ pub enum RuntimeState {
     ResponseSent,
     /// The runtime reported `/init/error`.
     InitErrored,
+    /// Init caching: the runtime waits in `/restore/next` (snapshot point).
+    RestoreReady,
+    /// Restore released `/restore/next`; the runtime runs its after-restore hooks.
+    Restoring,
+    /// The runtime reported `/restore/error`.
+    RestoreErrored,
 }
 
 /// A call (or engine action) that may move the runtime between states.
@@ -45,6 +56,12 @@ pub enum RuntimeCall {
     Error,
     /// `POST /runtime/init/error`.
     InitError,
+    /// `GET /runtime/restore/next`.
+    RestoreNext,
+    /// The engine performs a Restore.
+    Restore,
+    /// `POST /runtime/restore/error`.
+    RestoreError,
 }
 
 /// A call that is not allowed in the current state.
@@ -77,6 +94,9 @@ impl RuntimeState {
             RuntimeState::Responding => "Responding",
             RuntimeState::ResponseSent => "ResponseSent",
             RuntimeState::InitErrored => "InitError",
+            RuntimeState::RestoreReady => "RestoreReady",
+            RuntimeState::Restoring => "Restoring",
+            RuntimeState::RestoreErrored => "RestoreError",
         }
     }
 
@@ -91,7 +111,10 @@ impl RuntimeState {
         use RuntimeCall as C;
         use RuntimeState as S;
         let next = match (self, call) {
-            (S::Started | S::Ready | S::ResponseSent, C::Next) => S::Ready,
+            (S::Started | S::Ready | S::ResponseSent | S::Restoring, C::Next) => S::Ready,
+            (S::Started, C::RestoreNext) => S::RestoreReady,
+            (S::RestoreReady, C::Restore) => S::Restoring,
+            (S::Restoring, C::RestoreError) => S::RestoreErrored,
             (S::Invoking, C::Next) if undelivered => S::Invoking,
             (S::Ready, C::Dispatch) => S::Invoking,
             (S::Invoking, C::ResponseStart) => S::Responding,
@@ -113,6 +136,9 @@ impl RuntimeCall {
             RuntimeCall::ResponseEnd => "ResponseSent",
             RuntimeCall::Error => "InvocationErrorResponse",
             RuntimeCall::InitError => "InitError",
+            RuntimeCall::RestoreNext => "RestoreReady",
+            RuntimeCall::Restore => "Restoring",
+            RuntimeCall::RestoreError => "RestoreError",
         }
     }
 }
@@ -123,21 +149,27 @@ mod tests {
     use RuntimeCall as C;
     use RuntimeState as S;
 
-    const STATES: [S; 6] = [
+    const STATES: [S; 9] = [
         S::Started,
         S::Ready,
         S::Invoking,
         S::Responding,
         S::ResponseSent,
         S::InitErrored,
+        S::RestoreReady,
+        S::Restoring,
+        S::RestoreErrored,
     ];
-    const CALLS: [C; 6] = [
+    const CALLS: [C; 9] = [
         C::Next,
         C::Dispatch,
         C::ResponseStart,
         C::ResponseEnd,
         C::Error,
         C::InitError,
+        C::RestoreNext,
+        C::Restore,
+        C::RestoreError,
     ];
 
     /// The full table: every (state, call, undelivered) and its expected result.
@@ -152,6 +184,10 @@ mod tests {
             (S::Invoking, C::Error) => Some(S::ResponseSent),
             (S::Responding, C::ResponseEnd) => Some(S::ResponseSent),
             (S::ResponseSent, C::Next) => Some(S::Ready),
+            (S::Started, C::RestoreNext) => Some(S::RestoreReady),
+            (S::RestoreReady, C::Restore) => Some(S::Restoring),
+            (S::Restoring, C::Next) => Some(S::Ready),
+            (S::Restoring, C::RestoreError) => Some(S::RestoreErrored),
             _ => None,
         }
     }
@@ -172,8 +208,8 @@ mod tests {
                 }
             }
         }
-        // 8 transitions allowed either way + 1 only while undelivered.
-        assert_eq!(allowed, 8 * 2 + 1);
+        // 12 transitions allowed either way + 1 only while undelivered.
+        assert_eq!(allowed, 12 * 2 + 1);
     }
 
     #[test]
@@ -208,6 +244,17 @@ mod tests {
         for s in STATES {
             assert_eq!(s.on(C::InitError, false).is_ok(), s == S::Started, "{s:?}");
         }
+    }
+
+    #[test]
+    fn restore_cycle() {
+        let mut s = S::Started;
+        for c in [C::RestoreNext, C::Restore, C::Next] {
+            s = s.on(c, false).unwrap();
+        }
+        assert_eq!(s, S::Ready);
+        assert!(S::Ready.on(C::RestoreNext, false).is_err());
+        assert!(S::RestoreReady.on(C::Next, false).is_err());
     }
 
     #[test]

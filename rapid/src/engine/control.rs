@@ -110,9 +110,30 @@ impl Engine {
                     }
                 }
             }
+            Command::Restore { reply } => {
+                if !self.cfg.init_caching {
+                    let why = "init caching is off (--enable-init-caching)";
+                    let _ = reply.send(Err(refuse("Restore", &self.phase, why)));
+                } else if !matches!(self.phase, Phase::Snapshotted) {
+                    let why = "Restore follows an init that ended in /restore/next";
+                    let _ = reply.send(Err(refuse("Restore", &self.phase, why)));
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    self.start_restore(Some(tx), None);
+                    tokio::spawn(async move {
+                        if let Ok(r) = rx.await {
+                            let _ = reply.send(Ok(r));
+                        }
+                    });
+                }
+            }
             Command::Reset { reset, reply } => {
                 let why = match &self.phase {
-                    Phase::Ready | Phase::InitFailed(_) | Phase::Invoking(_) => None,
+                    Phase::Ready
+                    | Phase::InitFailed(_)
+                    | Phase::Invoking(_)
+                    | Phase::Snapshotted => None,
+                    Phase::Restoring(_) => Some("a restore is in progress"),
                     Phase::Initializing(_) => Some("an init is in progress"),
                     Phase::NotStarted => Some("there is no sandbox to reset"),
                     Phase::Stopped => Some("the sandbox is shut down"),

@@ -60,7 +60,12 @@ pub fn runtime_env(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
         cfg.memory_size_mb.to_string(),
     );
-    env.insert("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into());
+    let init_type = if cfg.init_caching {
+        "snap-start"
+    } else {
+        "on-demand"
+    };
+    env.insert("AWS_LAMBDA_INITIALIZATION_TYPE".into(), init_type.into());
     env.into_iter().collect()
 }
 

@@ -45,6 +45,17 @@ pub fn init_timed_out(timeout: Duration) -> FunctionError {
     )
 }
 
+/// The runtime's after-restore hooks ran past the restore timeout.
+pub fn restore_timed_out(timeout: Duration) -> FunctionError {
+    FunctionError::new(
+        ErrorType::SandboxTimedout,
+        format!(
+            "Restore phase timed out after {:.2} seconds",
+            timeout.as_secs_f64()
+        ),
+    )
+}
+
 /// The bootstrap could not be started.
 pub fn invalid_entrypoint(id: Option<&RequestId>, detail: &str) -> FunctionError {
     FunctionError::new(ErrorType::RuntimeInvalidEntrypoint, prefixed(id, detail))

@@ -67,6 +67,7 @@ impl Engine {
             runtime_started: false,
             runtime_ready: false,
             reply: None,
+            snapshot_ready: false,
         });
         let runtime_env = self.runtime_env();
         let extension_env = environment::extension_env(&runtime_env);
@@ -180,6 +181,16 @@ impl Engine {
             "init complete"
         );
         self.record_init(InitResult::InitSuccess(success), init.reply);
+        if init.snapshot_ready {
+            // Init caching: the snapshot point. A platform restores through the
+            // control API; otherwise rapid restores at once.
+            self.phase = Phase::Snapshotted;
+            self.pending_init_duration = Some(took);
+            if self.cfg.control_api_address.is_none() || init.waiting.is_some() {
+                self.start_restore(None, init.waiting);
+            }
+            return;
+        }
         match init.waiting {
             Some(req) => self.dispatch(req, Some(took)),
             None => self.pending_init_duration = Some(took),

@@ -16,6 +16,7 @@ mod errors;
 mod init;
 mod invoke;
 mod phase;
+mod restore;
 mod teardown;
 
 use std::sync::Arc;
@@ -87,6 +88,11 @@ pub enum Command {
         reset: interop::Reset,
         /// The typed result.
         reply: oneshot::Sender<Result<ResetResult, ControlError>>,
+    },
+    /// Restore a snapshotted sandbox (control API, init caching).
+    Restore {
+        /// The typed result.
+        reply: oneshot::Sender<Result<interop::RestoreResult, ControlError>>,
     },
     /// Report the state.
     State {
@@ -287,7 +293,9 @@ impl Engine {
             | RuntimeEvent::ResponseDone { generation, .. }
             | RuntimeEvent::ExtensionRegistered { generation, .. }
             | RuntimeEvent::ExtensionReady { generation }
-            | RuntimeEvent::ExtensionError { generation, .. } => *generation,
+            | RuntimeEvent::ExtensionError { generation, .. }
+            | RuntimeEvent::RestoreReady { generation }
+            | RuntimeEvent::RestoreError { generation, .. } => *generation,
         };
         if generation != self.generation {
             tracing::trace!(?event, "ignoring an event of an earlier generation");
@@ -298,11 +306,29 @@ impl Engine {
                 match &mut self.phase {
                     Phase::Initializing(init) => init.runtime_ready = true,
                     Phase::Invoking(run) => run.runtime_ready = true,
+                    Phase::Restoring(_) => {
+                        self.restore_complete();
+                        return;
+                    }
                     _ => {}
                 }
                 self.check_progress();
             }
             RuntimeEvent::ExtensionReady { .. } => self.check_progress(),
+            RuntimeEvent::RestoreReady { .. } => {
+                if let Phase::Initializing(init) = &mut self.phase {
+                    init.runtime_ready = true;
+                    init.snapshot_ready = true;
+                }
+                self.check_progress();
+            }
+            RuntimeEvent::RestoreError { error, .. } => {
+                if matches!(self.phase, Phase::Restoring(_)) {
+                    let mut fe = error.function_error;
+                    fe.error_type = fatalerror::ErrorType::RuntimeRestoreError;
+                    self.fail_restore(fe, ShutdownReason::Failure).await;
+                }
+            }
             RuntimeEvent::ExtensionRegistered { name, external, .. } => {
                 self.on_registered(&name, external)
             }
@@ -378,8 +404,9 @@ impl Engine {
         };
         match &self.phase {
             Phase::Initializing(_) => self.fail_init(error, None, ShutdownReason::Failure).await,
+            Phase::Restoring(_) => self.fail_restore(error, ShutdownReason::Failure).await,
             Phase::Invoking(_) => self.fail_invoke(error, ShutdownReason::Failure).await,
-            Phase::Ready => {
+            Phase::Ready | Phase::Snapshotted => {
                 tracing::warn!("a sandbox process exited while idle; starting a fresh sandbox");
                 self.reset(ShutdownReason::Failure).await;
                 self.start_init(None);
@@ -401,6 +428,10 @@ impl Engine {
                 let err = errors::timed_out(&run.id, self.invoke_timeout());
                 tracing::warn!(request_id = %run.id, "invoke timed out");
                 self.fail_invoke(err, ShutdownReason::Timeout).await;
+            }
+            Phase::Restoring(_) => {
+                let err = errors::restore_timed_out(self.cfg.restore_timeout);
+                self.fail_restore(err, ShutdownReason::Timeout).await;
             }
             _ => {}
         }

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use interop::{
     ErrorInvokeResponse, FunctionError, InitResult, InvokeMetrics, InvokeResult, RequestId,
+    RestoreResult,
 };
 use tokio::sync::oneshot;
 
@@ -26,6 +27,19 @@ pub struct Initializing {
     pub runtime_ready: bool,
     /// A control-API caller waiting for the typed result.
     pub reply: Option<oneshot::Sender<InitResult>>,
+    /// Init caching: the runtime ended its init in `/restore/next`.
+    pub snapshot_ready: bool,
+}
+
+/// A Restore in progress.
+#[derive(Debug)]
+pub struct Restoring {
+    pub started: Instant,
+    pub deadline: Instant,
+    /// A control-API caller waiting for the result.
+    pub reply: Option<oneshot::Sender<RestoreResult>>,
+    /// The invoke of a suppressed init that waits for this restore.
+    pub waiting: Option<InvokeRequest>,
 }
 
 /// An invoke in progress.
@@ -65,6 +79,10 @@ pub enum Phase {
     NotStarted,
     /// The sandbox (re)starts; invokes wait in the queue.
     Initializing(Initializing),
+    /// Init caching: init is done, the runtime waits in `/restore/next`.
+    Snapshotted,
+    /// Init caching: the runtime runs its after-restore hooks.
+    Restoring(Restoring),
     /// The runtime waits on `/next`.
     Ready,
     /// An invoke runs.
@@ -81,6 +99,7 @@ impl Phase {
         match self {
             Phase::Initializing(i) => Some(i.deadline),
             Phase::Invoking(r) => Some(r.deadline),
+            Phase::Restoring(r) => Some(r.deadline),
             _ => None,
         }
     }
@@ -98,6 +117,8 @@ impl Phase {
             Phase::Ready => "Ready",
             Phase::Invoking(_) => "Invoking",
             Phase::InitFailed(_) => "InitFailed",
+            Phase::Snapshotted => "Snapshotted",
+            Phase::Restoring(_) => "Restoring",
             Phase::Stopped => "Stopped",
         }
     }
@@ -107,6 +128,7 @@ impl Phase {
         match self {
             Phase::Invoking(r) => Some(&r.id),
             Phase::Initializing(i) => i.waiting.as_ref().map(|w| &w.id),
+            Phase::Restoring(r) => r.waiting.as_ref().map(|w| &w.id),
             _ => None,
         }
     }
@@ -130,6 +152,7 @@ mod tests {
             runtime_started: false,
             runtime_ready: false,
             reply: None,
+            snapshot_ready: false,
         });
         let id = RequestId::generate();
         let run = Phase::Invoking(Running {

@@ -1,0 +1,86 @@
+//! Restore (init caching, SnapStart-style): the runtime ended its init in
+//! `/restore/next`; Restore releases it and waits (bounded by the restore
+//! timeout) until it calls `/next`.
+
+use std::time::Instant;
+
+use interop::{FunctionError, RestoreResult, ShutdownReason};
+use runtime_api::InvokeOutcome;
+use tokio::sync::oneshot;
+
+use super::phase::Restoring;
+use super::{ms, Engine, InvokeRequest, Phase};
+
+impl Engine {
+    /// Release the runtime's `/restore/next`.
+    pub(super) fn start_restore(
+        &mut self,
+        reply: Option<oneshot::Sender<RestoreResult>>,
+        waiting: Option<InvokeRequest>,
+    ) {
+        let started = Instant::now();
+        tracing::info!("restore starting");
+        match self.runtime.restore() {
+            Ok(()) => {
+                self.phase = Phase::Restoring(Restoring {
+                    started,
+                    deadline: started + self.cfg.restore_timeout,
+                    reply,
+                    waiting,
+                });
+            }
+            Err(e) => {
+                let err =
+                    FunctionError::new(fatalerror::ErrorType::RuntimeRestoreError, e.to_string());
+                self.phase = Phase::Restoring(Restoring {
+                    started,
+                    deadline: started,
+                    reply,
+                    waiting,
+                });
+                // Handled as a failed restore on the next turn of the loop: the
+                // deadline is already due.
+                tracing::warn!("restore could not start: {}", err.error_message);
+            }
+        }
+    }
+
+    /// The runtime called `/next` after its after-restore hooks.
+    pub(super) fn restore_complete(&mut self) {
+        let Phase::Restoring(r) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        let result = RestoreResult {
+            duration_ms: ms(r.started.elapsed()),
+            error: None,
+        };
+        tracing::info!(duration_ms = result.duration_ms, "restore complete");
+        if let Some(reply) = r.reply {
+            let _ = reply.send(result);
+        }
+        if let Some(req) = r.waiting {
+            let init = self.pending_init_duration.take();
+            self.dispatch(req, init);
+        }
+    }
+
+    /// The restore failed: report it, reset; the next invoke initialises afresh.
+    pub(super) async fn fail_restore(&mut self, error: FunctionError, reason: ShutdownReason) {
+        let Phase::Restoring(r) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
+            return;
+        };
+        let result = RestoreResult {
+            duration_ms: ms(r.started.elapsed()),
+            error: Some(error.clone()),
+        };
+        tracing::warn!(error_type = %error.error_type, "restore failed: {}", error.error_message);
+        if let Some(reply) = r.reply {
+            let _ = reply.send(result);
+        }
+        if let Some(w) = r.waiting {
+            let _ = w.reply.send(InvokeOutcome::failure(error.clone()));
+        }
+        self.reset(reason).await;
+        self.phase = Phase::InitFailed(interop::ErrorInvokeResponse::from_error(error));
+    }
+}
