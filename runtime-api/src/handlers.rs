@@ -211,6 +211,25 @@ impl Shaper {
     }
 }
 
+/// Some runtimes (the Rust `lambda_runtime` crate, 1.x) report a mid-stream
+/// error by sending the trailer lines as a body chunk:
+/// `Lambda-Runtime-Function-Error-Type: T\r\nLambda-Runtime-Function-Error-Body: B64\r\n`.
+/// Such a chunk is the error, not response data.
+fn in_band_trailer(chunk: &[u8]) -> Option<FunctionError> {
+    const PREFIX: &[u8] = b"Lambda-Runtime-Function-Error-Type: ";
+    if chunk.len() > 64 * 1024 || !chunk.starts_with(PREFIX) || !chunk.ends_with(b"\r\n") {
+        return None;
+    }
+    let text = std::str::from_utf8(chunk).ok()?;
+    let mut headers = HeaderMap::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(": ")?;
+        let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
+        headers.insert(name, HeaderValue::from_str(value).ok()?);
+    }
+    trailer_error(&headers)
+}
+
 /// Decode the error a streaming runtime reports in its trailers.
 fn trailer_error(trailers: &HeaderMap) -> Option<FunctionError> {
     let raw_type = header_str(trailers, h::ERROR_TYPE)?;
@@ -267,8 +286,19 @@ async fn streaming_response(
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
+                    if let Some(err) = in_band_trailer(&data) {
+                        // lambda_runtime writes its mid-stream error "trailers" as a body chunk.
+                        if failure.is_none() {
+                            failure = Some(err.clone());
+                            error_sent = true;
+                            if !client_gone && tx.send(StreamItem::Error(err)).await.is_err() {
+                                client_gone = true;
+                            }
+                        }
+                        continue;
+                    }
                     produced += data.len() as u64;
-                    if over_cap {
+                    if over_cap || failure.is_some() {
                         continue;
                     }
                     if produced > cap {
@@ -420,4 +450,35 @@ pub(crate) async fn restore_error(api: &RuntimeApi, req: Request<Incoming>) -> R
         payload,
     })?;
     Ok(accepted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_band_trailer_from_lambda_runtime() {
+        let body = base64::engine::general_purpose::STANDARD.encode("boom in the middle");
+        let chunk = format!(
+            "Lambda-Runtime-Function-Error-Type: Runtime.StreamError\r\nLambda-Runtime-Function-Error-Body: {body}\r\n"
+        );
+        let err = in_band_trailer(chunk.as_bytes()).unwrap();
+        assert_eq!(err.error_type.as_str(), "Runtime.StreamError");
+        assert_eq!(err.error_message, "boom in the middle");
+        assert!(in_band_trailer(b"ordinary data").is_none());
+        assert!(in_band_trailer(b"Lambda-Runtime-Function-Error-Type: no line end").is_none());
+    }
+
+    #[test]
+    fn trailer_error_reads_json_bodies() {
+        let mut h = HeaderMap::new();
+        h.insert(h::ERROR_TYPE, HeaderValue::from_static("Function.Bad"));
+        let body = base64::engine::general_purpose::STANDARD
+            .encode(r#"{"errorMessage":"m","errorType":"x"}"#);
+        h.insert(h::ERROR_BODY, HeaderValue::from_str(&body).unwrap());
+        let e = trailer_error(&h).unwrap();
+        assert_eq!(e.error_type.as_str(), "Function.Bad");
+        assert_eq!(e.error_message, "m");
+        assert!(trailer_error(&HeaderMap::new()).is_none());
+    }
 }
