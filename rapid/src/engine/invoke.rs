@@ -44,10 +44,10 @@ impl Engine {
             payload_size: req.payload.len(),
             timeout_ms: self.init.invoke_timeout_ms,
         };
-        self.out.start_line(&req.id, &self.cfg.function_version);
         if req.tail.is_some() {
             self.out.capture_start();
         }
+        self.out.start_line(&req.id, &self.cfg.function_version);
         let started = std::time::Instant::now();
         match self.runtime.dispatch(invoke, req.payload, req.reply) {
             Ok(()) => {
