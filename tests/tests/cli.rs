@@ -1,0 +1,89 @@
+//! SPEC §7: the command line — help, version, invalid values, exit codes.
+
+use std::process::Command;
+
+use rapid_tests::{free_port, rapid_bin};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(rapid_bin());
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run rapid")
+}
+
+#[test]
+fn help_explains_the_options() {
+    let out = run(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--runtime-interface-emulator-address",
+        "--runtime-api-address",
+        "--timeout",
+        "--init-timeout",
+        "--max-queue",
+        "--extensions-dir",
+        "--one-shot",
+        "--control-api-address",
+        "AWS_LAMBDA_FUNCTION_TIMEOUT",
+        "BOOTSTRAP",
+    ] {
+        assert!(text.contains(opt), "--help lacks {opt}:\n{text}");
+    }
+}
+
+#[test]
+fn version() {
+    let out = run(&["--version"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("rapid "));
+}
+
+#[test]
+fn invalid_values_are_start_up_errors_naming_the_value() {
+    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+        (&[], &[("AWS_LAMBDA_FUNCTION_TIMEOUT", "abc")], "abc"),
+        (&["--timeout", "0"], &[], "'0'"),
+        (
+            &["--runtime-interface-emulator-address", "nowhere"],
+            &[],
+            "nowhere",
+        ),
+        (&["--max-queue", "0"], &[], "0"),
+        (&[], &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")], "lots"),
+    ];
+    for (args, env, needle) in cases {
+        let out = run(args, env);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?} {env:?}: {err}");
+    }
+}
+
+#[test]
+fn control_api_off_host_needs_a_token() {
+    let out = run(&["--control-api-address", "0.0.0.0:7777"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--control-token-file"));
+}
+
+#[test]
+fn an_address_in_use_is_exit_code_3() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let api = format!("127.0.0.1:{}", free_port());
+    let out = run(
+        &[
+            "--runtime-interface-emulator-address",
+            &addr,
+            "--runtime-api-address",
+            &api,
+            "/bin/true",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
+}
