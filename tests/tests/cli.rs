@@ -43,7 +43,8 @@ fn version() {
 
 #[test]
 fn invalid_values_are_start_up_errors_naming_the_value() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         (&[], &[("AWS_LAMBDA_FUNCTION_TIMEOUT", "abc")], "abc"),
         (&["--timeout", "0"], &[], "'0'"),
         (
