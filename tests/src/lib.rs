@@ -487,3 +487,93 @@ pub fn fixture_script(name: &str) -> PathBuf {
         .join("fixtures")
         .join(name)
 }
+
+/// A streamed response read piece by piece, tolerating a cut connection.
+#[derive(Debug)]
+pub struct Streamed {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Each body piece and when it arrived.
+    pub pieces: Vec<(Instant, Vec<u8>)>,
+    /// `Err` when the body ended without its terminating chunk.
+    pub end: Result<(), String>,
+}
+
+impl Streamed {
+    /// The whole body received.
+    pub fn body(&self) -> Vec<u8> {
+        self.pieces
+            .iter()
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect()
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// POST `body` to `path` and read a chunked answer as it arrives. `stop_after`
+/// closes the connection after that many bytes (a client that goes away).
+pub fn stream(addr: SocketAddr, path: &str, body: &[u8], stop_after: Option<usize>) -> Streamed {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).ok();
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok();
+    send_request(&mut s, "POST", path, &[], body);
+    let mut r = BufReader::with_capacity(256 * 1024, s);
+    let mut line = String::new();
+    let mut next_line = |r: &mut BufReader<TcpStream>| -> Result<String, String> {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => Err("connection closed".into()),
+            Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let status_line = next_line(&mut r).expect("status line");
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut headers = Vec::new();
+    while let Ok(l) = next_line(&mut r) {
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let mut out = Streamed {
+        status,
+        headers,
+        pieces: Vec::new(),
+        end: Ok(()),
+    };
+    let mut received = 0usize;
+    out.end = (|| loop {
+        let size_line = next_line(&mut r)?;
+        let size = usize::from_str_radix(size_line.trim(), 16)
+            .map_err(|e| format!("{e}: {size_line:?}"))?;
+        if size == 0 {
+            return Ok(());
+        }
+        let mut chunk = vec![0u8; size];
+        r.read_exact(&mut chunk).map_err(|e| e.to_string())?;
+        received += size;
+        out.pieces.push((Instant::now(), chunk));
+        next_line(&mut r)?;
+        if stop_after.is_some_and(|n| received >= n) {
+            return Err("stopped by the client".into());
+        }
+    })();
+    out
+}
