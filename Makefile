@@ -24,7 +24,7 @@ test:
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
 bench:
 	$(CARGO) build --release --workspace --bins
-	./target/release/rapid-bench --rapid ./target/release/rapid --function ./target/release/echo-function --out docs/benchmarks.md
+	./target/release/rapid-bench --rapid ./target/release/rapid --function ./target/release/echo-function --stream-function ./target/release/fx-stream --out docs/benchmarks.md
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,1 +1,284 @@
-fn main() {}
+//! `make bench`: rapid's invoke latency, throughput, memory, cold start,
+//! extension and one-shot overheads and streaming throughput, each beside its
+//! floor, measured in one run on this machine and written to
+//! `docs/benchmarks.md`.
+//!
+//! ```text
+//! rapid-bench --rapid target/release/rapid --function target/release/echo-function \
+//!             --stream-function target/release/fx-stream --out docs/benchmarks.md [--quick]
+//! ```
+
+mod client;
+mod floor;
+mod procs;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use client::{measure, Conn, Latency};
+use report::Report;
+
+const INVOKE: &str = "/2015-03-31/functions/function/invocations";
+
+struct Opts {
+    rapid: PathBuf,
+    function: PathBuf,
+    stream_function: Option<PathBuf>,
+    out: Option<PathBuf>,
+    quick: bool,
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: rapid-bench --rapid PATH --function PATH [--stream-function PATH] [--out FILE] [--quick]\n\
+         Measures rapid on loopback against a one-hop floor; see docs/benchmarks.md."
+    );
+    ExitCode::from(2)
+}
+
+fn parse() -> Result<Opts, ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let (mut rapid, mut function, mut stream_function, mut out, mut quick) =
+        (None, None, None, None, false);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--rapid" => rapid = args.next().map(PathBuf::from),
+            "--function" => function = args.next().map(PathBuf::from),
+            "--stream-function" => stream_function = args.next().map(PathBuf::from),
+            "--out" => out = args.next().map(PathBuf::from),
+            "--quick" => quick = true,
+            "-h" | "--help" => return Err(usage()),
+            other => {
+                eprintln!("rapid-bench: unknown argument {other:?}");
+                return Err(usage());
+            }
+        }
+    }
+    match (rapid, function) {
+        (Some(rapid), Some(function)) => Ok(Opts {
+            rapid,
+            function,
+            stream_function,
+            out,
+            quick,
+        }),
+        _ => Err(usage()),
+    }
+}
+
+fn main() -> ExitCode {
+    let mut raw = std::env::args().skip(1);
+    match raw.next().as_deref() {
+        Some("floor-server") => {
+            let addr = raw.next().and_then(|a| a.parse().ok());
+            return match addr.map(floor::serve) {
+                Some(Ok(())) => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            };
+        }
+        Some("extension") => {
+            let name = raw.next().unwrap_or_else(|| "bench-ext".into());
+            return match procs::run_extension(&name) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        _ => {}
+    }
+    let opts = match parse() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    match run(&opts) {
+        Ok(report) => {
+            let text = report.markdown(opts.quick);
+            println!("{text}");
+            if let Some(out) = &opts.out {
+                if let Err(e) = report::write(out, &text) {
+                    eprintln!("rapid-bench: cannot write {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("rapid-bench: wrote {}", out.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rapid-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn sequential(addr: std::net::SocketAddr, quick: bool) -> std::io::Result<Latency> {
+    let (warm, n) = if quick { (500, 3_000) } else { (3_000, 30_000) };
+    measure(addr, INVOKE, warm, n, Duration::from_secs(30))
+}
+
+fn run(o: &Opts) -> std::io::Result<Report> {
+    let mut rep = Report::default();
+    eprintln!("rapid-bench: floor");
+    {
+        let f = procs::floor()?;
+        rep.floor = Some(sequential(f.addr, o.quick)?);
+    }
+
+    eprintln!("rapid-bench: warm invokes through rapid");
+    {
+        let r = procs::rapid(&o.rapid, &o.function, &[], None)?;
+        let mut c = Conn::connect(r.addr, Duration::from_secs(10))?;
+        for _ in 0..50 {
+            c.post(INVOKE, b"{}")?;
+        }
+        drop(c);
+        std::thread::sleep(Duration::from_millis(300));
+        rep.rss_idle_kib = procs::memory_kib(r.pid()).0;
+        let (lat, max_rss) = procs::with_rss_sampler(r.pid(), || sequential(r.addr, o.quick));
+        rep.rapid = Some(lat?);
+        rep.rss_load_kib = max_rss;
+        rep.hwm_kib = procs::memory_kib(r.pid()).1;
+
+        eprintln!("rapid-bench: 4 concurrent clients");
+        let addr = r.addr;
+        let started = Instant::now();
+        let per_client = if o.quick { 500 } else { 3_000 };
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    measure(addr, INVOKE, 0, per_client, Duration::from_secs(30))
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for h in handles {
+            let l = h
+                .join()
+                .map_err(|_| std::io::Error::other("client thread panicked"))??;
+            total += l.count;
+        }
+        rep.concurrent_per_sec = total as f64 / started.elapsed().as_secs_f64();
+        rep.concurrent_total = total;
+        rep.shutdown_no_ext = {
+            let mut r = r;
+            r.terminate(Duration::from_secs(5))
+        };
+    }
+
+    eprintln!("rapid-bench: the function's own invoke cycle");
+    rep.runtime_cycle = Some(procs::runtime_cycle(
+        &o.function,
+        500,
+        if o.quick { 3_000 } else { 20_000 },
+    )?);
+
+    eprintln!("rapid-bench: cold start");
+    let rounds = if o.quick { 5 } else { 15 };
+    let mut own_next = Vec::new();
+    let mut own_resp = Vec::new();
+    for _ in 0..rounds {
+        let (n, r) = procs::runtime_startup(&o.function)?;
+        own_next.push(n);
+        own_resp.push(r);
+    }
+    let mut cold = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let r = procs::rapid(&o.rapid, &o.function, &[], None)?;
+        let mut c = Conn::connect(r.addr, Duration::from_secs(10))?;
+        let (status, _) = c.post(INVOKE, b"{}")?;
+        cold.push(t.elapsed());
+        if status != 200 {
+            return Err(std::io::Error::other(format!(
+                "cold invoke answered {status}"
+            )));
+        }
+    }
+    rep.runtime_first_next = median(own_next);
+    rep.runtime_first_response = median(own_resp);
+    rep.rapid_cold = median(cold);
+
+    eprintln!("rapid-bench: with an INVOKE-subscribed extension");
+    {
+        let dir = procs::extension_dir()?;
+        let mut r = procs::rapid(&o.rapid, &o.function, &[], Some(&dir))?;
+        let lat = sequential(r.addr, o.quick);
+        rep.with_extension = Some(lat?);
+        rep.shutdown_with_ext = r.terminate(Duration::from_secs(5));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    eprintln!("rapid-bench: one-shot");
+    {
+        let r = procs::rapid(&o.rapid, &o.function, &["--one-shot=recycle".into()], None)?;
+        let n = if o.quick { 100 } else { 500 };
+        rep.one_shot = Some(measure(r.addr, INVOKE, 20, n, Duration::from_secs(60))?);
+    }
+
+    if let Some(sf) = &o.stream_function {
+        eprintln!("rapid-bench: streaming 100 MiB");
+        let bytes = 100 * 1024 * 1024;
+        // Each figure is the best of several runs: a 100 MiB copy takes a
+        // tenth of a second, short enough for a busy neighbour to distort one.
+        let runs = if o.quick { 3 } else { 7 };
+        let f = procs::floor()?;
+        let mut c = Conn::connect(f.addr, Duration::from_secs(10))?;
+        let mut best = 0.0f64;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let mut got = 0usize;
+            c.post_stream(&format!("/stream/{bytes}"), b"", |n| got += n)?;
+            best = best.max(got as f64 / 1048576.0 / t.elapsed().as_secs_f64());
+        }
+        rep.stream_floor_mib_s = Some(best);
+        drop(f);
+
+        let r = procs::rapid(&o.rapid, sf, &[], None)?;
+        let mut c = Conn::connect(r.addr, Duration::from_secs(10))?;
+        c.post(INVOKE, br#"{"chunks":1,"size":16}"#)?;
+        // Time to first byte: a stream whose chunks come 100 ms apart.
+        let t = Instant::now();
+        let mut first = None;
+        c.post_stream(INVOKE, br#"{"chunks":5,"size":16,"delay_ms":100}"#, |_| {
+            first.get_or_insert(t.elapsed());
+        })?;
+        rep.stream_ttfb = first;
+        rep.stream_total = Some(t.elapsed());
+        let body = br#"{"chunks":1600,"size":65536}"#;
+        let pid = r.pid();
+        let (res, max_rss) = procs::with_rss_sampler(pid, || {
+            let mut best = 0.0f64;
+            for _ in 0..runs {
+                let t = Instant::now();
+                let mut got = 0usize;
+                c.post_stream(INVOKE, body, |n| got += n)?;
+                if got < bytes {
+                    return Err(std::io::Error::other(format!("stream short: {got} bytes")));
+                }
+                best = best.max(got as f64 / 1048576.0 / t.elapsed().as_secs_f64());
+            }
+            Ok::<f64, std::io::Error>(best)
+        });
+        rep.stream_rapid_mib_s = Some(res?);
+        rep.stream_rss_kib = max_rss;
+    }
+    Ok(rep)
+}
+
+impl Conn {
+    /// POST and read a (chunked) answer, counting bytes as they arrive.
+    pub fn post_stream(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        on_data: impl FnMut(usize),
+    ) -> std::io::Result<u16> {
+        self.send(path, body)?;
+        self.read_response(on_data).map(|(s, _)| s)
+    }
+}

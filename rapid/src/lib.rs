@@ -113,7 +113,7 @@ pub async fn run(cfg: Config) -> ExitCode {
             init_caching: cfg.init_caching,
         },
     );
-    tokio::spawn(runtime_api::server::serve(
+    tokio::spawn(runtime_api::server::serve_tagged(
         runtime_listener,
         "runtime",
         move |req| api.clone().handle(req),

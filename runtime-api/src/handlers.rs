@@ -267,6 +267,7 @@ async fn streaming_response(
             body: ResponseBody::Streaming(rx),
         }));
     }
+    let fd = req.extensions().get::<crate::server::ConnFd>().copied();
     let cap = api.config.stream_cap_bytes;
     let mut shaper = api.config.stream_shaping.then(Shaper::new);
     let mut body = req.into_body();
@@ -278,6 +279,9 @@ async fn streaming_response(
     // Forward until the body ends; keep reading after the invoker left or the cap
     // was hit so the runtime is never stuck mid-upload.
     loop {
+        if let Some(fd) = fd {
+            fd.quickack();
+        }
         let item = match body.frame().await {
             None => break,
             Some(Err(e)) => {

@@ -18,6 +18,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Response<Body>, Error> {
     let fail_after = num("fail_after");
     let exit_after = num("exit_after");
     let (mut tx, rx) = channel();
+    // The pattern is built once, so producing a chunk is one copy.
+    let pattern: Vec<u8> = (0..size + 251).map(|i| (i % 251) as u8).collect();
     tokio::spawn(async move {
         let mut offset: usize = 0;
         for i in 0..chunks {
@@ -30,9 +32,10 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Response<Body>, Error> {
             if exit_after == Some(i) {
                 std::process::exit(9);
             }
-            let chunk: Vec<u8> = (0..size).map(|j| ((offset + j) % 251) as u8).collect();
+            let start = offset % 251;
+            let chunk = Bytes::copy_from_slice(&pattern[start..start + size]);
             offset += size;
-            if tx.send_data(Bytes::from(chunk)).await.is_err() {
+            if tx.send_data(chunk).await.is_err() {
                 return;
             }
             if delay > 0 {
