@@ -11,7 +11,7 @@ pub mod eventstream;
 pub mod invoke_api;
 pub mod output;
 pub mod supervisor;
-pub mod telemetry;
+pub mod telemetry_hub;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,7 +83,8 @@ pub async fn run(cfg: Config) -> ExitCode {
             return ExitCode::from(exit_code::SETUP);
         }
     };
-    let out = match Output::start() {
+    let hub = telemetry_hub::Hub::new();
+    let out = match Output::start(hub.clone()) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("rapid: cannot start the output thread: {e}");
@@ -112,7 +113,8 @@ pub async fn run(cfg: Config) -> ExitCode {
             account_id: cfg.account_id.clone(),
             init_caching: cfg.init_caching,
         },
-    );
+    )
+    .with_telemetry(hub.clone());
     tokio::spawn(runtime_api::server::serve_tagged(
         runtime_listener,
         "runtime",
@@ -154,11 +156,14 @@ pub async fn run(cfg: Config) -> ExitCode {
     let engine = Engine::new(
         cfg.clone(),
         RuntimeHandle::new(rendezvous),
-        events,
-        queue_rx,
-        cmd_rx,
+        engine::Inputs {
+            events,
+            invokes: queue_rx,
+            commands: cmd_rx,
+        },
         reaper,
         out,
+        hub,
     );
     let mut engine_task = engine::spawn(engine);
 

@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
 use crate::supervisor::memory;
+use crate::telemetry_hub::Hub;
 
 /// Bytes of log an invoker gets with `X-Amz-Log-Type: Tail`.
 pub const TAIL_BYTES: usize = 4096;
@@ -68,17 +69,31 @@ struct Shared {
 #[derive(Clone)]
 pub struct Output {
     shared: Arc<Shared>,
+    telemetry: Arc<Hub>,
 }
 
+/// Whose output a pipe carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The runtime: `function` telemetry records.
+    Runtime,
+    /// An extension: `extension` telemetry records.
+    Extension,
+}
+
+/// The longest line a telemetry record carries; longer lines are cut there
+/// (stdout still gets them whole).
+const TELEMETRY_LINE_BYTES: usize = 256 * 1024;
+
 impl Output {
-    /// Start the writer thread.
-    pub fn start() -> io::Result<Output> {
+    /// Start the writer thread; lines also go to `telemetry` subscribers.
+    pub fn start(telemetry: Arc<Hub>) -> io::Result<Output> {
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
         std::thread::Builder::new()
             .name("rapid-stdout".into())
             .spawn(move || Writer::default().run(&s))?;
-        Ok(Output { shared })
+        Ok(Output { shared, telemetry })
     }
 
     fn send(&self, m: Msg) {
@@ -119,8 +134,23 @@ impl Output {
     }
 
     /// Forward a child's output pipe line by line until it closes.
-    pub fn forward(&self, fd: OwnedFd, stream: &'static str) {
+    pub fn forward(&self, fd: OwnedFd, stream: &'static str, source: Source) {
         let out = self.clone();
+        let hub = self.telemetry.clone();
+        let record = move |piece: &[u8], pending: &mut Vec<u8>, end: bool| {
+            if !hub.active() {
+                return;
+            }
+            let room = TELEMETRY_LINE_BYTES.saturating_sub(pending.len());
+            pending.extend_from_slice(&piece[..piece.len().min(room)]);
+            if end {
+                match source {
+                    Source::Runtime => hub.function_line(pending),
+                    Source::Extension => hub.extension_line(pending),
+                }
+                pending.clear();
+            }
+        };
         let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
             Ok(rx) => rx,
             Err(e) => {
@@ -131,6 +161,7 @@ impl Output {
         tokio::spawn(async move {
             let mut reader = BufReader::with_capacity(16 * 1024, rx);
             let mut line = Vec::new();
+            let mut pending = Vec::new();
             loop {
                 let buf = match reader.fill_buf().await {
                     Ok(b) => b,
@@ -146,6 +177,7 @@ impl Output {
                     Some(i) => {
                         line.extend_from_slice(&buf[..i]);
                         reader.consume(i + 1);
+                        record(&line, &mut pending, true);
                         out.send(Msg::Bytes {
                             data: std::mem::take(&mut line),
                             end_of_line: true,
@@ -156,6 +188,7 @@ impl Output {
                         line.extend_from_slice(buf);
                         reader.consume(n);
                         if line.len() >= PIECE_BYTES {
+                            record(&line, &mut pending, false);
                             out.send(Msg::Bytes {
                                 data: std::mem::take(&mut line),
                                 end_of_line: false,
@@ -165,6 +198,7 @@ impl Output {
                 }
             }
             if !line.is_empty() {
+                record(&line, &mut pending, true);
                 out.send(Msg::Bytes {
                     data: line,
                     end_of_line: true,

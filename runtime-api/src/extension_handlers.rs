@@ -91,3 +91,37 @@ pub(crate) async fn error(
         .header(header::CONTENT_TYPE, "application/json")
         .body_or_500(full(&b"{\"status\":\"OK\"}"[..])))
 }
+
+/// `PUT /2022-07-01/telemetry` and `PUT /2020-08-15/logs`.
+pub(crate) async fn subscribe(
+    api: &RuntimeApi,
+    req: Request<Incoming>,
+    which: crate::subscription::SubscriptionApi,
+) -> Reply {
+    let (parts, body) = req.into_parts();
+    let body = read_body(body).await?;
+    let name = api
+        .rendezvous
+        .extension_name(header_str(&parts.headers, h::EXTENSION_ID))?;
+    if !api.rendezvous.registration_open() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            fatalerror::ErrorType::ValidationError,
+            format!("Extension '{name}' subscribed after init completed; subscribe during init"),
+        ));
+    }
+    let sub = crate::subscription::parse_subscription(which, &name, &body)?;
+    let Some(sink) = &api.telemetry else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            fatalerror::ErrorType::ValidationError,
+            "This rapid has no telemetry fan-out",
+        ));
+    };
+    tracing::info!(extension = %name, ?which, "telemetry subscription");
+    sink.subscribe(sub);
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body_or_500(full(&b"\"OK\""[..])))
+}

@@ -12,7 +12,7 @@ mod rendezvous;
 mod routes;
 pub mod server;
 pub mod state;
-pub mod telemetry;
+pub mod subscription;
 
 pub use body::{full, json_error, ResponseBuilderExt};
 pub use error::ApiError;

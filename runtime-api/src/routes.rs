@@ -51,6 +51,7 @@ impl Default for ApiConfig {
 pub struct RuntimeApi {
     pub(crate) rendezvous: Arc<Rendezvous>,
     pub(crate) config: Arc<ApiConfig>,
+    pub(crate) telemetry: Option<Arc<dyn crate::subscription::TelemetrySink>>,
 }
 
 const PREFIX: &str = "/2018-06-01/runtime/";
@@ -68,6 +69,7 @@ enum Route<'a> {
     EventNext,
     ExtensionInitError,
     ExtensionExitError,
+    Subscribe(crate::subscription::SubscriptionApi),
 }
 
 fn extension_route<'a>(method: &Method, path: &'a str, rest: &str) -> Result<Route<'a>, ApiError> {
@@ -88,6 +90,17 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     let not_found = || ApiError::not_found(method, path);
     if let Some(rest) = path.strip_prefix(EXTENSION_PREFIX) {
         return extension_route(method, path, rest);
+    }
+    let subscribe = match path {
+        "/2022-07-01/telemetry" => Some(crate::subscription::SubscriptionApi::Telemetry),
+        "/2020-08-15/logs" => Some(crate::subscription::SubscriptionApi::Logs),
+        _ => None,
+    };
+    if let Some(api) = subscribe {
+        if *method != Method::PUT {
+            return Err(ApiError::method_not_allowed(method, path));
+        }
+        return Ok(Route::Subscribe(api));
     }
     let rest = path.strip_prefix(PREFIX).ok_or_else(not_found)?;
     let (route, want) = match rest {
@@ -120,7 +133,14 @@ impl RuntimeApi {
         RuntimeApi {
             rendezvous,
             config: Arc::new(config),
+            telemetry: None,
         }
+    }
+
+    /// Accept Telemetry and Logs API subscriptions and hand them to `sink`.
+    pub fn with_telemetry(mut self, sink: Arc<dyn crate::subscription::TelemetrySink>) -> Self {
+        self.telemetry = Some(sink);
+        self
     }
 
     /// Answer one request.
@@ -146,6 +166,7 @@ impl RuntimeApi {
             Ok(Route::ExtensionInitError) => {
                 extension_handlers::error(&self, req, crate::ExtensionErrorKind::Init).await
             }
+            Ok(Route::Subscribe(which)) => extension_handlers::subscribe(&self, req, which).await,
             Ok(Route::ExtensionExitError) => {
                 extension_handlers::error(&self, req, crate::ExtensionErrorKind::Exit).await
             }

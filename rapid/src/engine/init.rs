@@ -13,6 +13,7 @@ use runtime_api::InvokeOutcome;
 use super::phase::Initializing;
 use super::{environment, errors, ms, Engine, InvokeRequest, Phase, Proc};
 use crate::config::Bootstrap;
+use crate::output::Source;
 use crate::supervisor::SpawnSpec;
 
 /// The executables of the extensions directory, sorted by name. A missing
@@ -69,6 +70,7 @@ impl Engine {
             reply: None,
             snapshot_ready: false,
         });
+        self.emit_init_start();
         let runtime_env = self.runtime_env();
         let extension_env = environment::extension_env(&runtime_env);
         let paths = list_extensions(&self.cfg.extensions_dir);
@@ -83,8 +85,10 @@ impl Engine {
             match self.reaper.spawn(&spec, self.exits_tx.clone()) {
                 Ok(spawned) => {
                     tracing::info!(pid = spawned.pid, extension = %name, "extension started");
-                    self.out.forward(spawned.stdout, "stdout");
-                    self.out.forward(spawned.stderr, "stderr");
+                    self.out
+                        .forward(spawned.stdout, "stdout", Source::Extension);
+                    self.out
+                        .forward(spawned.stderr, "stderr", Source::Extension);
                     self.extensions.push(Proc {
                         pid: spawned.pid,
                         extension: Some(name.clone()),
@@ -147,8 +151,8 @@ impl Engine {
         match self.reaper.spawn(&spec, self.exits_tx.clone()) {
             Ok(spawned) => {
                 tracing::debug!(pid = spawned.pid, program = %spec.program.display(), "runtime started");
-                self.out.forward(spawned.stdout, "stdout");
-                self.out.forward(spawned.stderr, "stderr");
+                self.out.forward(spawned.stdout, "stdout", Source::Runtime);
+                self.out.forward(spawned.stderr, "stderr", Source::Runtime);
                 self.proc = Some(Proc {
                     pid: spawned.pid,
                     extension: None,
@@ -180,6 +184,7 @@ impl Engine {
             extensions = success.metrics.num_active_extensions,
             "init complete"
         );
+        self.emit_init_done(took, None);
         self.record_init(InitResult::InitSuccess(success), init.reply);
         if init.snapshot_ready {
             // Init caching: the snapshot point. A platform restores through the
@@ -230,6 +235,7 @@ impl Engine {
             "init failed: {}",
             failure.error.error_message
         );
+        self.emit_init_done(started.elapsed(), Some(&failure.error.error_type));
         self.record_init(InitResult::InitFailure(failure), reply);
         let response = ErrorInvokeResponse {
             function_error: error,

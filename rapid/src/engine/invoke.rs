@@ -34,6 +34,7 @@ impl Engine {
     }
 
     pub(super) fn dispatch(&mut self, req: InvokeRequest, init_duration: Option<Duration>) {
+        self.emit_start(&req.id, req.trace_id.as_deref());
         let invoke = Invoke {
             id: req.id.clone(),
             trace_id: req.trace_id,
@@ -85,6 +86,7 @@ impl Engine {
         };
         tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
             produced_bytes = success.metrics.produced_bytes, "invoke complete");
+        self.emit_invoke_done(&run, None);
         self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
         self.record_invoke(InvokeResult::InvokeSuccess(success), run.result);
         self.sealed_invoke_done = self.cfg.one_shot.is_some();
@@ -137,6 +139,7 @@ impl Engine {
         };
         tracing::warn!(request_id = %failure.id, error_type = %failure.error.error_type,
             "invoke failed: {}", failure.error.error_message);
+        self.emit_invoke_done(&run, Some(&error.error_type));
         self.runtime.fail_current(error);
         self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
         self.record_invoke(InvokeResult::InvokeFailure(failure), run.result);

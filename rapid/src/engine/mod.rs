@@ -18,6 +18,7 @@ mod invoke;
 mod phase;
 mod restore;
 mod teardown;
+mod telemetry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,6 +150,7 @@ pub struct Engine {
     exits_tx: mpsc::UnboundedSender<ChildExit>,
     exits: mpsc::UnboundedReceiver<ChildExit>,
     out: Output,
+    hub: Arc<crate::telemetry_hub::Hub>,
     phase: Phase,
     /// The runtime process of this generation.
     proc: Option<Proc>,
@@ -168,17 +170,31 @@ pub struct Engine {
     shut_down: bool,
 }
 
+/// Where the engine's inputs come from.
+pub struct Inputs {
+    /// Calls of the runtime and extensions.
+    pub events: mpsc::UnboundedReceiver<RuntimeEvent>,
+    /// The invoke queue.
+    pub invokes: mpsc::Receiver<InvokeRequest>,
+    /// Commands (signals, control API).
+    pub commands: mpsc::Receiver<Command>,
+}
+
 impl Engine {
     /// Assemble an engine; [`Engine::run`] starts it.
     pub fn new(
         cfg: Arc<Config>,
         runtime: RuntimeHandle,
-        events: mpsc::UnboundedReceiver<RuntimeEvent>,
-        invokes: mpsc::Receiver<InvokeRequest>,
-        commands: mpsc::Receiver<Command>,
+        inputs: Inputs,
         reaper: Arc<Reaper>,
         out: Output,
+        hub: Arc<crate::telemetry_hub::Hub>,
     ) -> Engine {
+        let Inputs {
+            events,
+            invokes,
+            commands,
+        } = inputs;
         let (exits_tx, exits) = mpsc::unbounded_channel();
         let generation = runtime.generation();
         Engine {
@@ -190,6 +206,7 @@ impl Engine {
             exits_tx,
             exits,
             out,
+            hub,
             phase: Phase::Stopped,
             proc: None,
             extensions: Vec::new(),
@@ -330,7 +347,8 @@ impl Engine {
                 }
             }
             RuntimeEvent::ExtensionRegistered { name, external, .. } => {
-                self.on_registered(&name, external)
+                self.emit_extension(&name);
+                self.on_registered(&name, external);
             }
             RuntimeEvent::InitError { error, .. } => {
                 if matches!(self.phase, Phase::Initializing(_)) {

@@ -20,6 +20,7 @@ impl Engine {
     ) {
         let started = Instant::now();
         tracing::info!("restore starting");
+        self.emit_restore_start();
         match self.runtime.restore() {
             Ok(()) => {
                 self.phase = Phase::Restoring(Restoring {
@@ -55,6 +56,7 @@ impl Engine {
             error: None,
         };
         tracing::info!(duration_ms = result.duration_ms, "restore complete");
+        self.emit_restore_done(r.started.elapsed(), None);
         if let Some(reply) = r.reply {
             let _ = reply.send(result);
         }
@@ -74,6 +76,7 @@ impl Engine {
             error: Some(error.clone()),
         };
         tracing::warn!(error_type = %error.error_type, "restore failed: {}", error.error_message);
+        self.emit_restore_done(r.started.elapsed(), Some(&error.error_type));
         if let Some(reply) = r.reply {
             let _ = reply.send(result);
         }

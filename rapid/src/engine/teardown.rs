@@ -16,6 +16,8 @@ use crate::supervisor::{kill_group, kill_orphans, kill_tree};
 const RUNTIME_SHARE: Duration = Duration::from_millis(300);
 /// The whole shutdown budget when external extensions exist.
 const EXTENSIONS_DEADLINE: Duration = Duration::from_millis(2000);
+/// Longest a stop waits for buffered telemetry to reach subscribers.
+const TELEMETRY_FLUSH: Duration = Duration::from_millis(500);
 /// How long to wait for SIGKILLed processes to be reaped before moving on.
 const KILL_WAIT: Duration = Duration::from_secs(2);
 
@@ -67,6 +69,8 @@ impl Engine {
             // Descendants left behind (in the group or escaped with setsid) go with it.
             kill_tree(p.pid);
         }
+        // Subscribers (extensions) get what is buffered before their SHUTDOWN.
+        self.hub.flush(TELEMETRY_FLUSH).await;
         if self.extensions.is_empty() {
             kill_orphans(&[]);
             return killed;

@@ -1,2 +1,0 @@
-//! Telemetry API and Logs API subscriptions: parsing and validation (SPEC §6).
-//! (Being written.)
