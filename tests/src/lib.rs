@@ -65,6 +65,7 @@ impl Drop for TempDir {
 
 /// How to start rapid.
 pub struct Builder {
+    extensions_dir: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     command: Vec<String>,
@@ -104,6 +105,12 @@ impl Builder {
         self
     }
 
+    /// Use this extensions directory (default: none).
+    pub fn extensions_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.extensions_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
     /// Enable the control API on a free port.
     pub fn control(mut self) -> Self {
         self.control = true;
@@ -130,7 +137,11 @@ impl Builder {
             .arg("--runtime-api-address")
             .arg(api.to_string())
             .arg("--extensions-dir")
-            .arg("/nonexistent/rapid-test-extensions")
+            .arg(
+                self.extensions_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/nonexistent/rapid-test-extensions")),
+            )
             .arg("--log-level")
             .arg("debug");
         if let Some(c) = control {
@@ -205,6 +216,7 @@ impl Rapid {
     /// Start building a rapid.
     pub fn builder() -> Builder {
         Builder {
+            extensions_dir: None,
             args: Vec::new(),
             env: Vec::new(),
             command: Vec::new(),
