@@ -1,5 +1,7 @@
 //! SPEC §7: the command line — help, version, invalid values, exit codes.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
 use std::process::Command;
 
 use rapid_tests::{free_port, rapid_bin};

@@ -1,6 +1,8 @@
 //! SPEC §5/§6 and the shutdown sequence: external extensions on the real
 //! `lambda-extension` crate and shell + curl extensions for the error rows.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
 use std::time::{Duration, Instant};
 
 use rapid_tests::{alive, eventually, free_port, Rapid, TempDir};

@@ -1,6 +1,8 @@
 //! SPEC §4: the Invoke API, driven against the real binary with a
 //! `lambda_runtime` function.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
 use base64::Engine as _;
 use rapid_tests::{request, Rapid};
 use std::time::Duration;

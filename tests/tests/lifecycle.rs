@@ -1,6 +1,8 @@
 //! SPEC §2/§4: how every way a function can fail comes back, recovery, the
 //! log lines, and shutdown — with the real `lambda_runtime` fixture.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
 use std::time::{Duration, Instant};
 
 use rapid_tests::{alive, eventually, Rapid, TempDir};

@@ -1,6 +1,8 @@
 //! SPEC §3: the Runtime API, row by row, with shell + curl bootstraps that
 //! record what rapid answered them.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
 use std::time::Duration;
 
 use rapid_tests::{eventually, Rapid, TempDir};

@@ -2,6 +2,8 @@
 //! Event-stream frames are decoded with an independent decoder
 //! (`aws-smithy-eventstream`, the one the AWS SDKs use).
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
 use std::time::Duration;
 
 use aws_smithy_eventstream::frame::read_message_from;
