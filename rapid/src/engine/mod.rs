@@ -342,7 +342,9 @@ impl Engine {
             RuntimeEvent::RestoreError { error, .. } => {
                 if matches!(self.phase, Phase::Restoring(_)) {
                     let mut fe = error.function_error;
-                    fe.error_type = fatalerror::ErrorType::RuntimeRestoreError;
+                    if fe.error_type == fatalerror::ErrorType::RuntimeUnknown {
+                        fe.error_type = fatalerror::ErrorType::RuntimeRestoreError;
+                    }
                     self.fail_restore(fe, ShutdownReason::Failure).await;
                 }
             }

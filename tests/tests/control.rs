@@ -1,0 +1,325 @@
+//! The control API, one-shot sealed execution and Restore (init caching).
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rapid_tests::{alive, eventually, request, Rapid, TempDir};
+
+const FX: &str = env!("CARGO_BIN_EXE_fx-lambda");
+
+fn json(r: &rapid_tests::Resp) -> serde_json::Value {
+    r.json()
+}
+
+#[test]
+fn every_phase_through_the_control_api() {
+    let r = Rapid::builder().bootstrap(FX).control().start();
+    let state = r.control("GET", "/v1/state", "");
+    assert_eq!(json(&state)["phase"], "NotStarted");
+
+    // Out of order: invoke and reset before init.
+    let early = r.control("POST", "/v1/invoke", r#"{"payload":{"a":1}}"#);
+    assert_eq!(early.status, 409);
+    assert_eq!(early.error_type(), "InvalidStateTransition");
+    assert_eq!(r.control("POST", "/v1/reset", "{}").status, 409);
+
+    let init = r.control("POST", "/v1/init", r#"{"invokeTimeoutMs":5000}"#);
+    assert_eq!(init.status, 200, "{}", init.text());
+    assert!(
+        json(&init)["InitSuccess"]["metrics"]["initDurationMs"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let twice = r.control("POST", "/v1/init", "{}");
+    assert_eq!(twice.status, 409);
+    assert!(twice.error_message().contains("Init"));
+
+    // Invoke: the response streams, the typed result follows as a trailer.
+    let addr = r.control.unwrap();
+    let inv = request(
+        addr,
+        "POST",
+        "/v1/invoke",
+        &[("TE", "trailers")],
+        br#"{"payload":{"k":"v"}}"#,
+    );
+    assert_eq!(inv.status, 200);
+    assert_eq!(inv.json()["k"], "v");
+    let (_, trailer) = inv
+        .trailers
+        .iter()
+        .find(|(k, _)| k == "rapid-invoke-result")
+        .expect("result trailer");
+    let result: serde_json::Value = serde_json::from_str(trailer).unwrap();
+    let success = &result["InvokeSuccess"];
+    assert_eq!(success["id"], inv.header("x-amzn-requestid").unwrap());
+    assert!(success["metrics"]["durationMs"].as_f64().unwrap() > 0.0);
+    assert_eq!(success["metrics"]["producedBytes"], 9);
+    // The Invoke API drives the same sandbox.
+    assert_eq!(r.invoke(br#"{"b":2}"#).json()["b"], 2);
+
+    let reset = r.control(
+        "POST",
+        "/v1/reset",
+        r#"{"reason":"SPINDOWN","deadlineMs":2000}"#,
+    );
+    assert_eq!(reset.status, 200, "{}", reset.text());
+    assert_eq!(json(&reset)["ResetSuccess"]["reason"], "SPINDOWN");
+    assert_eq!(
+        json(&r.control("GET", "/v1/state", ""))["phase"],
+        "NotStarted"
+    );
+    assert_eq!(
+        r.control("POST", "/v1/invoke", "{}").status,
+        409,
+        "invoke after reset needs init"
+    );
+    assert_eq!(r.control("POST", "/v1/init", "{}").status, 200);
+
+    let down = r.control("POST", "/v1/shutdown", "{}");
+    assert_eq!(down.status, 200);
+    assert!(json(&down)["durationMs"].as_f64().is_some());
+    for (m, p) in [
+        ("POST", "/v1/init"),
+        ("POST", "/v1/invoke"),
+        ("POST", "/v1/reset"),
+        ("POST", "/v1/shutdown"),
+    ] {
+        let resp = r.control(m, p, "{}");
+        assert_eq!(resp.status, 409, "{p} after shutdown: {}", resp.text());
+    }
+    assert_eq!(r.control("GET", "/v1/nope", "").status, 404);
+    assert_eq!(r.control("GET", "/v1/init", "").status, 405);
+    assert_eq!(r.control("POST", "/v1/init", "{not json").status, 400);
+}
+
+#[test]
+fn control_failure_messages() {
+    // Init error.
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .env("FX_INIT", "init-error")
+        .control()
+        .start();
+    let init = r.control("POST", "/v1/init", "{}");
+    let failure = &json(&init)["InitFailure"];
+    assert_eq!(
+        failure["error"]["errorType"],
+        "Runtime.ConfigError",
+        "{}",
+        init.text()
+    );
+    assert_eq!(failure["error"]["errorMessage"], "fixture init failed");
+
+    // Invoke timeout, with the invoke budget from Init.
+    let r = Rapid::builder().bootstrap(FX).control().start();
+    assert_eq!(
+        r.control("POST", "/v1/init", r#"{"invokeTimeoutMs":300}"#)
+            .status,
+        200
+    );
+    let addr = r.control.unwrap();
+    let inv = request(
+        addr,
+        "POST",
+        "/v1/invoke",
+        &[("TE", "trailers")],
+        br#"{"payload":{"sleep_ms":5000}}"#,
+    );
+    assert_eq!(inv.error_type(), "Sandbox.Timedout");
+    assert!(
+        inv.error_message()
+            .ends_with("Task timed out after 0.30 seconds"),
+        "{}",
+        inv.error_message()
+    );
+    let (_, trailer) = inv
+        .trailers
+        .iter()
+        .find(|(k, _)| k == "rapid-invoke-result")
+        .unwrap();
+    let result: serde_json::Value = serde_json::from_str(trailer).unwrap();
+    assert_eq!(
+        result["InvokeFailure"]["error"]["errorType"],
+        "Sandbox.Timedout"
+    );
+    assert_eq!(result["InvokeFailure"]["reset"], true);
+}
+
+#[test]
+fn reset_deadline_exceeded() {
+    let dir = TempDir::new("stubborn");
+    let boot = dir.script(
+        "bootstrap",
+        r#"#!/bin/sh
+trap '' TERM
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do curl -s -o /dev/null "$API/invocation/next"; sleep 1; done
+"#,
+    );
+    let r = Rapid::builder().bootstrap(&boot).control().start();
+    assert_eq!(r.control("POST", "/v1/init", "{}").status, 200);
+    let reset = r.control(
+        "POST",
+        "/v1/reset",
+        r#"{"reason":"SPINDOWN","deadlineMs":100}"#,
+    );
+    assert_eq!(reset.status, 200);
+    let f = &json(&reset)["ResetFailure"];
+    assert_eq!(f["reason"], "SPINDOWN", "{}", reset.text());
+    assert!(f["error"]["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("Reset deadline of 100 ms exceeded"));
+}
+
+#[test]
+fn restore_with_lambda_runtime_in_snap_start_mode() {
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .arg("--enable-init-caching")
+        .control()
+        .start();
+    assert_eq!(
+        r.control("POST", "/v1/restore", "").status,
+        409,
+        "restore before init"
+    );
+    assert_eq!(r.control("POST", "/v1/init", "{}").status, 200);
+    assert!(eventually(Duration::from_secs(5), || json(&r.control(
+        "GET",
+        "/v1/state",
+        ""
+    ))["phase"]
+        == "Snapshotted"));
+    let restore = r.control("POST", "/v1/restore", "");
+    assert_eq!(restore.status, 200, "{}", restore.text());
+    let v = json(&restore);
+    assert!(v["error"].is_null(), "{v}");
+    assert!(v["durationMs"].as_f64().unwrap() >= 0.0);
+    let ctx = r.invoke(br#"{"context":true}"#).json();
+    assert_eq!(ctx["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"], "snap-start");
+    assert_eq!(
+        r.control("POST", "/v1/restore", "").status,
+        409,
+        "restore twice"
+    );
+}
+
+#[test]
+fn restore_runs_by_itself_without_a_control_api() {
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .arg("--enable-init-caching")
+        .start();
+    assert_eq!(r.invoke(br#"{"x":1}"#).json()["x"], 1);
+    assert!(r.stderr().contains("restore complete"));
+}
+
+#[test]
+fn restore_error_is_reported() {
+    let dir = TempDir::new("restore-error");
+    let boot = dir.script(
+        "bootstrap",
+        r#"#!/bin/sh
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+curl -s -o /dev/null "$API/restore/next"
+curl -s -o /dev/null -X POST -H 'Lambda-Runtime-Function-Error-Type: Runtime.AfterRestoreError' \
+  -d '{"errorMessage":"hook failed","errorType":"Runtime.AfterRestoreError"}' "$API/restore/error"
+sleep 30
+"#,
+    );
+    let r = Rapid::builder()
+        .bootstrap(&boot)
+        .arg("--enable-init-caching")
+        .control()
+        .start();
+    assert_eq!(r.control("POST", "/v1/init", "{}").status, 200);
+    let restore = r.control("POST", "/v1/restore", "");
+    let v = json(&restore);
+    assert_eq!(v["error"]["errorType"], "Runtime.AfterRestoreError", "{v}");
+    assert_eq!(v["error"]["errorMessage"], "hook failed");
+    // Restore endpoints do not exist without init caching.
+    let plain = Rapid::builder().bootstrap(FX).start();
+    let resp = request(
+        plain.api,
+        "GET",
+        "/2018-06-01/runtime/restore/next",
+        &[],
+        b"",
+    );
+    assert_eq!(resp.status, 404);
+}
+
+fn one_shot_bootstrap(dir: &TempDir, scratch: &std::path::Path) -> std::path::PathBuf {
+    dir.script(
+        "bootstrap",
+        &format!(
+            r#"#!/bin/sh
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  H=$(mktemp)
+  curl -s -D "$H" -o /dev/null "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
+  if [ -e {s}/marker ]; then M=yes; else M=no; fi
+  touch {s}/marker
+  sleep 1000 &
+  CHILD=$!
+  FX_STATE="${{FX_STATE:-fresh}}"
+  curl -s -o /dev/null -X POST -d "{{\"pid\":$$,\"marker\":\"$M\",\"child\":$CHILD,\"env\":\"$FX_STATE\"}}" "$API/invocation/$ID/response"
+  export FX_STATE=changed
+done
+"#,
+            s = scratch.display()
+        ),
+    )
+}
+
+#[test]
+fn one_shot_gives_every_invoke_a_fresh_sandbox() {
+    let dir = TempDir::new("oneshot");
+    let scratch = dir.path("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let boot = one_shot_bootstrap(&dir, &scratch);
+    let r = Rapid::builder()
+        .bootstrap(&boot)
+        .arg("--one-shot")
+        .arg("--scratch-dir")
+        .arg(scratch.display().to_string())
+        .start();
+    let mut pids = HashSet::new();
+    let mut children = Vec::new();
+    for _ in 0..5 {
+        let v = r.invoke(b"{}").json();
+        assert_eq!(
+            v["marker"], "no",
+            "a file from the previous invoke survived: {v}"
+        );
+        assert_eq!(v["env"], "fresh", "an environment change survived: {v}");
+        pids.insert(v["pid"].as_u64().unwrap());
+        children.push(v["child"].as_u64().unwrap() as i32);
+    }
+    assert_eq!(pids.len(), 5, "five invokes, five runtimes");
+    for c in &children[..4] {
+        assert!(
+            eventually(Duration::from_secs(3), || !alive(*c)),
+            "leftover child {c}"
+        );
+    }
+}
+
+#[test]
+fn one_shot_exit_serves_one_invoke_then_exits_zero() {
+    let mut r = Rapid::builder()
+        .bootstrap(FX)
+        .arg("--one-shot=exit")
+        .start();
+    assert_eq!(r.invoke(br#"{"once":true}"#).json()["once"], true);
+    let status = r
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits after one invoke");
+    assert_eq!(status.code(), Some(0));
+}
