@@ -243,6 +243,9 @@ pub struct Config {
     pub stream_shaping: bool,
     /// Init caching.
     pub init_caching: bool,
+    /// Init caching with credentials in the environment: the token guarding
+    /// the Runtime API's credentials endpoint.
+    pub credentials_token: Option<String>,
     /// Restore budget.
     pub restore_timeout: Duration,
     /// Control API address.
@@ -376,6 +379,10 @@ impl Config {
             stream_cap_bytes: args.stream_cap,
             stream_shaping: args.stream_shaping,
             init_caching: args.enable_init_caching,
+            credentials_token: (args.enable_init_caching
+                && std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+                && std::env::var_os("AWS_SECRET_ACCESS_KEY").is_some())
+            .then(|| interop::RequestId::generate().to_string()),
             restore_timeout: args.restore_timeout,
             control_api_address: args.control_api_address,
             control_token: None,

@@ -112,6 +112,14 @@ pub async fn run(cfg: Config) -> ExitCode {
             handler: cfg.handler.clone(),
             account_id: cfg.account_id.clone(),
             init_caching: cfg.init_caching,
+            credentials: cfg.credentials_token.as_ref().and_then(|token| {
+                Some(runtime_api::Credentials {
+                    authorization_token: token.clone(),
+                    access_key_id: std::env::var("AWS_ACCESS_KEY_ID").ok()?,
+                    secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok()?,
+                    session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+                })
+            }),
         },
     )
     .with_telemetry(hub.clone());

@@ -23,7 +23,7 @@ pub use rendezvous::{
     reset_error, DispatchError, Dispatched, ExtensionErrorKind, ExtensionEvent, ExtensionInfo,
     ExtensionNext, Rendezvous, RuntimeEvent, RuntimeHandle,
 };
-pub use routes::{ApiConfig, RuntimeApi};
+pub use routes::{ApiConfig, Credentials, RuntimeApi};
 
 /// Header names of the Runtime API.
 pub mod headers {

@@ -30,6 +30,22 @@ pub struct ApiConfig {
     pub account_id: String,
     /// Init caching (SnapStart): `/restore/next` and `/restore/error` exist.
     pub init_caching: bool,
+    /// Credentials served at `/2021-04-23/credentials` (init caching only).
+    pub credentials: Option<Credentials>,
+}
+
+/// AWS credentials a snap-start runtime fetches after a restore, guarded by a
+/// per-sandbox authorization token.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN` the caller must present.
+    pub authorization_token: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token, if any.
+    pub session_token: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -42,6 +58,7 @@ impl Default for ApiConfig {
             handler: None,
             account_id: "012345678912".into(),
             init_caching: false,
+            credentials: None,
         }
     }
 }
@@ -70,6 +87,7 @@ enum Route<'a> {
     ExtensionInitError,
     ExtensionExitError,
     Subscribe(crate::subscription::SubscriptionApi),
+    Credentials,
 }
 
 fn extension_route<'a>(method: &Method, path: &'a str, rest: &str) -> Result<Route<'a>, ApiError> {
@@ -90,6 +108,12 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     let not_found = || ApiError::not_found(method, path);
     if let Some(rest) = path.strip_prefix(EXTENSION_PREFIX) {
         return extension_route(method, path, rest);
+    }
+    if path == "/2021-04-23/credentials" {
+        if *method != Method::GET {
+            return Err(ApiError::method_not_allowed(method, path));
+        }
+        return Ok(Route::Credentials);
     }
     let subscribe = match path {
         "/2022-07-01/telemetry" => Some(crate::subscription::SubscriptionApi::Telemetry),
@@ -166,6 +190,7 @@ impl RuntimeApi {
             Ok(Route::ExtensionInitError) => {
                 extension_handlers::error(&self, req, crate::ExtensionErrorKind::Init).await
             }
+            Ok(Route::Credentials) => handlers::credentials(&self, &req),
             Ok(Route::Subscribe(which)) => extension_handlers::subscribe(&self, req, which).await,
             Ok(Route::ExtensionExitError) => {
                 extension_handlers::error(&self, req, crate::ExtensionErrorKind::Exit).await

@@ -323,3 +323,36 @@ fn one_shot_exit_serves_one_invoke_then_exits_zero() {
         .expect("exits after one invoke");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn credentials_endpoint_with_init_caching() {
+    let dir = TempDir::new("creds");
+    let boot = dir.script(
+        "bootstrap",
+        r#"#!/bin/sh
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+curl -s -o /dev/null "$API/restore/next"
+while true; do
+  H=$(mktemp)
+  curl -s -D "$H" -o /dev/null "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
+  C=$(curl -s -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" "$AWS_CONTAINER_CREDENTIALS_FULL_URI")
+  BAD=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: wrong" "$AWS_CONTAINER_CREDENTIALS_FULL_URI")
+  curl -s -o /dev/null -X POST -d "{\"creds\":$C,\"bad\":$BAD}" "$API/invocation/$ID/response"
+done
+"#,
+    );
+    let r = Rapid::builder()
+        .bootstrap(&boot)
+        .arg("--enable-init-caching")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret-example")
+        .env("AWS_SESSION_TOKEN", "session-example")
+        .start();
+    let v = r.invoke(b"{}").json();
+    assert_eq!(v["creds"]["AccessKeyId"], "AKIDEXAMPLE", "{v}");
+    assert_eq!(v["creds"]["SecretAccessKey"], "secret-example");
+    assert_eq!(v["creds"]["Token"], "session-example");
+    assert!(v["creds"]["Expiration"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(v["bad"], 401);
+}

@@ -469,3 +469,58 @@ fn a_subscriber_that_never_answers_does_not_slow_invokes() {
     );
     drop(sink);
 }
+
+#[test]
+fn restore_records_reach_a_tcp_subscriber() {
+    use std::io::BufRead;
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        if let Ok((s, _)) = sink.accept() {
+            for line in std::io::BufReader::new(s).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let dir = TempDir::new("ext-restore");
+    let exts = shell_ext(
+        &dir,
+        "tcp-agent",
+        &format!(
+            "ID=$(register '{{\"events\":[]}}')\n\
+             curl -s -o /dev/null -X PUT -H \"Lambda-Extension-Identifier: $ID\" \
+             -d '{{\"schemaVersion\":\"2022-12-13\",\"types\":[\"platform\"],\"buffering\":{{\"timeoutMs\":25}},\
+             \"destination\":{{\"protocol\":\"TCP\",\"port\":{port}}}}}' \
+             http://$AWS_LAMBDA_RUNTIME_API/2022-07-01/telemetry\n\
+             curl -s -o /dev/null -H \"Lambda-Extension-Identifier: $ID\" $EXT/event/next"
+        ),
+    );
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .extensions_dir(&exts)
+        .arg("--enable-init-caching")
+        .start();
+    assert_eq!(r.invoke(b"{}").status, 200);
+    let mut types = Vec::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && !types.iter().any(|t: &String| t == "platform.report") {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            types.push(v["type"].as_str().unwrap().to_owned());
+        }
+    }
+    for t in [
+        "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.restoreStart",
+        "platform.restoreRuntimeDone",
+        "platform.restoreReport",
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.report",
+    ] {
+        assert!(types.iter().any(|x| x == t), "no {t} in {types:?}");
+    }
+}

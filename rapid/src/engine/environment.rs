@@ -60,6 +60,13 @@ pub fn runtime_env(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
         cfg.memory_size_mb.to_string(),
     );
+    if let Some(token) = &cfg.credentials_token {
+        env.insert(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI".into(),
+            format!("http://{}/2021-04-23/credentials", cfg.runtime_api_address),
+        );
+        env.insert("AWS_CONTAINER_AUTHORIZATION_TOKEN".into(), token.clone());
+    }
     let init_type = if cfg.init_caching {
         "snap-start"
     } else {
