@@ -184,3 +184,43 @@ pub fn summarise(mut samples: Vec<Duration>, total: Duration) -> Latency {
         count: samples.len(),
     }
 }
+
+/// Measure several targets in alternating rounds over kept connections, so
+/// that a noisy neighbour or a CPU-frequency change hits all of them alike.
+/// Returns one summary per target over all its rounds.
+pub fn interleaved(
+    targets: &[SocketAddr],
+    path: &str,
+    warm: usize,
+    rounds: usize,
+    per_round: usize,
+) -> std::io::Result<Vec<Latency>> {
+    let body = br#"{"hello":"world","n":1}"#;
+    let mut conns = Vec::new();
+    for a in targets {
+        let mut c = Conn::connect(*a, Duration::from_secs(10))?;
+        for _ in 0..warm {
+            check(c.post(path, body)?, body)?;
+        }
+        conns.push(c);
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); targets.len()];
+    let mut busy = vec![Duration::ZERO; targets.len()];
+    for _ in 0..rounds {
+        for (i, c) in conns.iter_mut().enumerate() {
+            let started = Instant::now();
+            for _ in 0..per_round {
+                let t = Instant::now();
+                let r = c.post(path, body)?;
+                samples[i].push(t.elapsed());
+                check(r, body)?;
+            }
+            busy[i] += started.elapsed();
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .zip(busy)
+        .map(|(s, b)| summarise(s, b))
+        .collect())
+}

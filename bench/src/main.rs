@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use client::{measure, Conn, Latency};
+use client::{interleaved, measure, Conn};
 use report::Report;
 
 const INVOKE: &str = "/2015-03-31/functions/function/invocations";
@@ -80,7 +80,8 @@ fn main() -> ExitCode {
         }
         Some("extension") => {
             let name = raw.next().unwrap_or_else(|| "bench-ext".into());
-            return match procs::run_extension(&name) {
+            let port = raw.next().and_then(|p| p.parse().ok());
+            return match procs::run_extension(&name, port) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::FAILURE,
             };
@@ -116,22 +117,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-fn sequential(addr: std::net::SocketAddr, quick: bool) -> std::io::Result<Latency> {
-    let (warm, n) = if quick { (500, 3_000) } else { (3_000, 30_000) };
-    measure(addr, INVOKE, warm, n, Duration::from_secs(30))
-}
-
 fn run(o: &Opts) -> std::io::Result<Report> {
     let mut rep = Report::default();
-    eprintln!("rapid-bench: floor");
+    eprintln!("rapid-bench: warm invokes: floor, rapid, rapid + extension, rapid + telemetry (interleaved rounds)");
+    let (rounds, per_round) = if o.quick { (3, 1_000) } else { (6, 5_000) };
+    let floor = procs::floor()?;
+    let r = procs::rapid(&o.rapid, &o.function, &[], None)?;
+    let ext_dir = procs::extension_dir(None)?;
+    let mut with_ext = procs::rapid(&o.rapid, &o.function, &[], Some(&ext_dir))?;
+    let (tel_port, tel_records) = procs::telemetry_sink()?;
+    let tel_dir = procs::extension_dir(Some(tel_port))?;
+    let with_tel = procs::rapid(&o.rapid, &o.function, &[], Some(&tel_dir))?;
     {
-        let f = procs::floor()?;
-        rep.floor = Some(sequential(f.addr, o.quick)?);
-    }
-
-    eprintln!("rapid-bench: warm invokes through rapid");
-    {
-        let r = procs::rapid(&o.rapid, &o.function, &[], None)?;
         let mut c = Conn::connect(r.addr, Duration::from_secs(10))?;
         for _ in 0..50 {
             c.post(INVOKE, b"{}")?;
@@ -139,10 +136,24 @@ fn run(o: &Opts) -> std::io::Result<Report> {
         drop(c);
         std::thread::sleep(Duration::from_millis(300));
         rep.rss_idle_kib = procs::memory_kib(r.pid()).0;
-        let (lat, max_rss) = procs::with_rss_sampler(r.pid(), || sequential(r.addr, o.quick));
-        rep.rapid = Some(lat?);
+        let targets = [floor.addr, r.addr, with_ext.addr, with_tel.addr];
+        let (lat, max_rss) = procs::with_rss_sampler(r.pid(), || {
+            interleaved(&targets, INVOKE, 1_000, rounds, per_round)
+        });
+        let lat = lat?;
+        rep.floor = Some(lat[0]);
+        rep.rapid = Some(lat[1]);
+        rep.with_extension = Some(lat[2]);
+        rep.with_telemetry = Some(lat[3]);
         rep.rss_load_kib = max_rss;
         rep.hwm_kib = procs::memory_kib(r.pid()).1;
+        std::thread::sleep(Duration::from_millis(100));
+        rep.telemetry_records = tel_records.load(std::sync::atomic::Ordering::Relaxed);
+        rep.shutdown_with_ext = with_ext.terminate(Duration::from_secs(5));
+        drop(with_tel);
+        drop(floor);
+        let _ = std::fs::remove_dir_all(&ext_dir);
+        let _ = std::fs::remove_dir_all(&tel_dir);
 
         eprintln!("rapid-bench: 4 concurrent clients");
         let addr = r.addr;
@@ -202,16 +213,6 @@ fn run(o: &Opts) -> std::io::Result<Report> {
     rep.runtime_first_next = median(own_next);
     rep.runtime_first_response = median(own_resp);
     rep.rapid_cold = median(cold);
-
-    eprintln!("rapid-bench: with an INVOKE-subscribed extension");
-    {
-        let dir = procs::extension_dir()?;
-        let mut r = procs::rapid(&o.rapid, &o.function, &[], Some(&dir))?;
-        let lat = sequential(r.addr, o.quick);
-        rep.with_extension = Some(lat?);
-        rep.shutdown_with_ext = r.terminate(Duration::from_secs(5));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 
     eprintln!("rapid-bench: one-shot");
     {

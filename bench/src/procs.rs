@@ -246,23 +246,31 @@ fn fake_api_conn(
 }
 
 /// An extensions directory with one external extension: this binary in
-/// `extension` mode (registers for INVOKE and SHUTDOWN, exits on SHUTDOWN).
-pub fn extension_dir() -> std::io::Result<PathBuf> {
+/// `extension` mode (registers for INVOKE and SHUTDOWN, exits on SHUTDOWN),
+/// also subscribed to telemetry (platform + function, TCP to `telemetry_port`)
+/// when a port is given.
+pub fn extension_dir(telemetry_port: Option<u16>) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("rapid-bench-ext-{}", std::process::id()));
+    let tag = telemetry_port.map_or_else(String::new, |p| format!("-{p}"));
+    let dir = std::env::temp_dir().join(format!("rapid-bench-ext-{}{tag}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let script = dir.join("bench-ext");
     let exe = std::env::current_exe()?;
+    let port = telemetry_port.map_or_else(String::new, |p| p.to_string());
     std::fs::write(
         &script,
-        format!("#!/bin/sh\nexec '{}' extension bench-ext\n", exe.display()),
+        format!(
+            "#!/bin/sh\nexec '{}' extension bench-ext {port}\n",
+            exe.display()
+        ),
     )?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
     Ok(dir)
 }
 
-/// `rapid-bench extension NAME`: a minimal INVOKE+SHUTDOWN extension.
-pub fn run_extension(name: &str) -> std::io::Result<()> {
+/// `rapid-bench extension NAME [PORT]`: a minimal INVOKE+SHUTDOWN extension,
+/// subscribed to telemetry over TCP when PORT is given.
+pub fn run_extension(name: &str, telemetry_port: Option<u16>) -> std::io::Result<()> {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(std::io::Error::other)?;
     let mut s = TcpStream::connect(&api)?;
     s.set_nodelay(true)?;
@@ -275,6 +283,17 @@ pub fn run_extension(name: &str) -> std::io::Result<()> {
     s.write_all(body)?;
     let mut r = BufReader::new(s.try_clone()?);
     let (id, _) = read_answer(&mut r, "lambda-extension-identifier")?;
+    if let Some(port) = telemetry_port {
+        let body = format!(
+            r#"{{"schemaVersion":"2022-12-13","types":["platform","function"],"buffering":{{"timeoutMs":25}},"destination":{{"protocol":"TCP","port":{port}}}}}"#
+        );
+        let req = format!(
+            "PUT /2022-07-01/telemetry HTTP/1.1\r\nHost: x\r\nLambda-Extension-Identifier: {id}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes())?;
+        read_answer(&mut r, "")?;
+    }
     loop {
         let req = format!("GET /2020-01-01/extension/event/next HTTP/1.1\r\nHost: x\r\nLambda-Extension-Identifier: {id}\r\n\r\n");
         s.write_all(req.as_bytes())?;
@@ -408,4 +427,21 @@ fn cycle_conn(
             let _ = tx.send(Instant::now());
         }
     }
+}
+
+/// A telemetry sink: accepts one TCP connection and counts NDJSON records.
+pub fn telemetry_sink() -> std::io::Result<(u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let port = l.local_addr()?.port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let r = BufReader::new(conn);
+            for _ in r.lines().map_while(Result::ok) {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    Ok((port, count))
 }

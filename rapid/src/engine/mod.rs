@@ -168,6 +168,8 @@ pub struct Engine {
     last_invoke: Option<InvokeResult>,
     /// A Shutdown completed; later commands are refused.
     shut_down: bool,
+    /// Last peak-memory reading for telemetry reports: (pid, when, KiB).
+    memory_reading: std::cell::Cell<Option<(i32, Instant, u64)>>,
 }
 
 /// Where the engine's inputs come from.
@@ -226,6 +228,7 @@ impl Engine {
             last_init: None,
             last_invoke: None,
             shut_down: false,
+            memory_reading: std::cell::Cell::new(None),
             cfg,
         }
     }
