@@ -155,6 +155,15 @@ fn run(o: &Opts) -> std::io::Result<Report> {
         let _ = std::fs::remove_dir_all(&ext_dir);
         let _ = std::fs::remove_dir_all(&tel_dir);
 
+        eprintln!("rapid-bench: CPU per invoke");
+        let function_pid = procs::children(r.pid()).first().copied().unwrap_or(0);
+        let n = if o.quick { 3_000 } else { 20_000 };
+        let (rapid0, fn0) = (procs::cpu_time(r.pid()), procs::cpu_time(function_pid));
+        measure(r.addr, INVOKE, 0, n, Duration::from_secs(60))?;
+        rep.cpu_rapid_us = (procs::cpu_time(r.pid()) - rapid0).as_secs_f64() * 1e6 / n as f64;
+        rep.cpu_function_us =
+            (procs::cpu_time(function_pid).saturating_sub(fn0)).as_secs_f64() * 1e6 / n as f64;
+
         eprintln!("rapid-bench: 4 concurrent clients");
         let addr = r.addr;
         let started = Instant::now();

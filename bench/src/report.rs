@@ -10,6 +10,8 @@ use crate::client::Latency;
 pub struct Report {
     pub floor: Option<Latency>,
     pub runtime_cycle: Option<Duration>,
+    pub cpu_rapid_us: f64,
+    pub cpu_function_us: f64,
     pub rapid: Option<Latency>,
     pub rss_idle_kib: u64,
     pub rss_load_kib: u64,
@@ -121,6 +123,15 @@ impl Report {
         }
         if let Some(c) = self.runtime_cycle {
             push(&mut s, format!("| the function's own invoke cycle (`lambda_runtime` echo against a minimal in-process Runtime API) | {:.0} µs ({:.0} invokes/s) | — |", c.as_secs_f64() * 1e6, 1.0 / c.as_secs_f64()));
+        }
+        if self.cpu_function_us > 0.0 {
+            push(
+                &mut s,
+                format!(
+                    "| CPU per invoke (user + system, from /proc): the function / rapid | {:.0} µs / {:.0} µs | — |",
+                    self.cpu_function_us, self.cpu_rapid_us
+                ),
+            );
         }
         push(
             &mut s,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 
 use base64::Engine as _;
-use rapid_tests::{request, Rapid};
+use rapid_tests::{request, Rapid, Resp};
 use std::time::Duration;
 
 const FX: &str = env!("CARGO_BIN_EXE_fx-lambda");
@@ -213,6 +213,22 @@ fn log_tail_contains_this_invokes_lines() {
     assert!(r.invoke(b"{}").header("x-amz-log-result").is_none());
 }
 
+fn invoke_in_thread(addr: std::net::SocketAddr, body: String) -> std::thread::JoinHandle<Resp> {
+    std::thread::spawn(move || {
+        request(
+            addr,
+            "POST",
+            "/2015-03-31/functions/function/invocations",
+            &[],
+            body.as_bytes(),
+        )
+    })
+}
+
+fn statuses(resps: &[Resp]) -> Vec<(u16, String)> {
+    resps.iter().map(|r| (r.status, r.text())).collect()
+}
+
 #[test]
 fn queue_bound_answers_429_and_serves_the_rest() {
     let r = Rapid::builder()
@@ -220,39 +236,63 @@ fn queue_bound_answers_429_and_serves_the_rest() {
         .arg("--max-queue")
         .arg("2")
         .start();
-    // Warm: init is over, so one invoke runs while two wait.
-    assert_eq!(r.invoke(b"{}").status, 200);
-    let addr = r.invoke;
-    let handles: Vec<_> = (0..8)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let body = format!(r#"{{"sleep_ms":300,"n":{i}}}"#);
-                rapid_tests::request(
-                    addr,
-                    "POST",
-                    "/2015-03-31/functions/function/invocations",
-                    &[],
-                    body.as_bytes(),
-                )
-            })
-        })
-        .collect();
-    let resps: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let ok = resps.iter().filter(|r| r.status == 200).count();
-    let limited: Vec<_> = resps.iter().filter(|r| r.status == 429).collect();
-    assert_eq!(
-        ok + limited.len(),
-        8,
-        "{:?}",
-        resps.iter().map(|r| r.status).collect::<Vec<_>>()
+    // One invoke is running (its line is out) ...
+    let running = invoke_in_thread(
+        r.invoke,
+        r#"{"print":"first-is-running","sleep_ms":600}"#.to_owned(),
     );
-    assert!(!limited.is_empty(), "some invokes must be refused");
-    assert!(ok >= 3, "one running + two queued are served, got {ok}");
+    assert!(r.wait_stdout("first-is-running", Duration::from_secs(10)));
+    // ... so of seven more, exactly two may wait and five are refused.
+    let handles: Vec<_> = (0..7)
+        .map(|i| invoke_in_thread(r.invoke, format!(r#"{{"sleep_ms":10,"n":{i}}}"#)))
+        .collect();
+    let resps: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let first = running.join().unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.json()["sleep_ms"], 600);
+    let ok: Vec<_> = resps.iter().filter(|r| r.status == 200).collect();
+    let limited: Vec<_> = resps.iter().filter(|r| r.status == 429).collect();
+    assert_eq!((ok.len(), limited.len()), (2, 5), "{:?}", statuses(&resps));
     for l in limited {
         assert_eq!(l.error_type(), "TooManyRequestsException");
+        assert!(!l.error_message().is_empty());
     }
-    for ok in resps.iter().filter(|r| r.status == 200) {
-        assert_eq!(ok.json()["sleep_ms"], 300);
+    for o in ok {
+        assert_eq!(o.json()["sleep_ms"], 10, "{}", o.text());
+    }
+    // The queue drained: rapid serves again.
+    assert_eq!(r.invoke(br#"{"after":1}"#).json()["after"], 1);
+}
+
+#[test]
+fn idle_burst_admits_one_running_plus_the_queue() {
+    // A warm, idle sandbox and a burst of simultaneous invokes: one runs and
+    // `--max-queue` wait, every round (the bound counts the *waiting* ones).
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .arg("--max-queue")
+        .arg("2")
+        .start();
+    for round in 0..4 {
+        let warm = r.invoke(b"{}");
+        let warm_id = warm.header("x-amzn-requestid").unwrap().to_owned();
+        // The warm-up is complete (the runtime is back in /next) once its REPORT is out.
+        assert!(r.wait_stdout(
+            &format!("REPORT RequestId: {warm_id}"),
+            Duration::from_secs(5)
+        ));
+        let handles: Vec<_> = (0..6)
+            .map(|i| invoke_in_thread(r.invoke, format!(r#"{{"sleep_ms":150,"n":{i}}}"#)))
+            .collect();
+        let resps: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let ok = resps.iter().filter(|r| r.status == 200).count();
+        let limited = resps.iter().filter(|r| r.status == 429).count();
+        assert_eq!(
+            (ok, limited),
+            (3, 3),
+            "round {round}: {:?}",
+            statuses(&resps)
+        );
     }
 }
 

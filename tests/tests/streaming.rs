@@ -235,3 +235,31 @@ fn stream_cap_cuts_the_stream() {
     let done: serde_json::Value = serde_json::from_slice(msgs.last().unwrap().payload()).unwrap();
     assert_eq!(done["ErrorCode"], "Function.ResponseSizeTooLarge", "{done}");
 }
+
+#[test]
+fn bandwidth_shaping_after_the_first_6_mib() {
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .arg("--stream-shaping")
+        .start();
+    // 7 MiB: the first 6 MiB unthrottled, the last MiB at 2 MiB/s: ≥ ~0.5 s.
+    let t = std::time::Instant::now();
+    let s = stream(r.invoke, INVOKE, br#"{"chunks":112,"size":65536}"#, None);
+    let took = t.elapsed();
+    assert!(s.end.is_ok(), "{:?}", s.end);
+    assert!(
+        took >= Duration::from_millis(450),
+        "shaping not applied: {took:?}"
+    );
+    // Without shaping the same stream is much faster.
+    let plain = Rapid::builder().bootstrap(FX).start();
+    let t = std::time::Instant::now();
+    let s = stream(
+        plain.invoke,
+        INVOKE,
+        br#"{"chunks":112,"size":65536}"#,
+        None,
+    );
+    assert!(s.end.is_ok());
+    assert!(t.elapsed() < took, "{:?} vs shaped {took:?}", t.elapsed());
+}

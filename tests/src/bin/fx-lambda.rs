@@ -7,7 +7,8 @@
 //! * `{"exit": N}` — the process exits with code N mid-invoke
 //! * `{"kill": true}` — the process SIGKILLs itself mid-invoke
 //! * `{"big": N}` — answers a JSON string of exactly N bytes (quotes included)
-//! * `{"print": "line"}` — prints the line to stdout, then echoes
+//! * `{"print": "line"}` — prints the line to stdout first, then goes on
+//! * `{"eprint": "line"}` — prints the line to stderr first, then goes on
 //! * `{"context": true}` — answers the invoke's context and selected env vars
 //! * anything else — echoes the event
 //!
@@ -21,6 +22,12 @@ use serde_json::{json, Value};
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, ctx) = event.into_parts();
+    if let Some(line) = payload.get("print").and_then(Value::as_str) {
+        println!("{line}");
+    }
+    if let Some(line) = payload.get("eprint").and_then(Value::as_str) {
+        eprintln!("{line}");
+    }
     if let Some(m) = payload.get("error").and_then(Value::as_str) {
         return Err(m.to_owned().into());
     }
@@ -42,9 +49,6 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     if let Some(n) = payload.get("big").and_then(Value::as_u64) {
         return Ok(Value::String("a".repeat(n.saturating_sub(2) as usize)));
     }
-    if let Some(line) = payload.get("print").and_then(Value::as_str) {
-        println!("{line}");
-    }
     if payload.get("context").is_some() {
         let env = |k: &str| std::env::var(k).ok();
         return Ok(json!({
@@ -64,6 +68,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 "_HANDLER": env("_HANDLER"),
                 "FX_CUSTOM": env("FX_CUSTOM"),
             },
+            "allEnv": std::env::vars().collect::<std::collections::BTreeMap<String, String>>(),
         }));
     }
     Ok(payload)
@@ -88,6 +93,15 @@ fn post_init_error() {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    if let Some(path) = std::env::var_os("FX_STARTS") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{}", std::process::id());
+        }
+    }
     match std::env::var("FX_INIT").ok().as_deref() {
         Some("init-error") => {
             post_init_error();
