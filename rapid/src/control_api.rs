@@ -33,6 +33,7 @@ use crate::invoke_api::{decode_client_context, json, render, with_ids, InvokeBod
 /// The control API front.
 #[derive(Clone)]
 pub struct ControlApi {
+    admissions: crate::engine::Admissions,
     cfg: Arc<Config>,
     queue: mpsc::Sender<InvokeRequest>,
     commands: mpsc::Sender<Command>,
@@ -100,9 +101,11 @@ impl ControlApi {
     pub fn new(
         cfg: Arc<Config>,
         queue: mpsc::Sender<InvokeRequest>,
+        admissions: crate::engine::Admissions,
         commands: mpsc::Sender<Command>,
     ) -> Self {
         ControlApi {
+            admissions,
             cfg,
             queue,
             commands,
@@ -288,6 +291,18 @@ impl ControlApi {
             reply: reply_tx,
             tail: None,
             result: Some(result_tx),
+            admission: None,
+        };
+        let Some(admission) = self.admissions.try_admit(self.cfg.max_queue + 1) else {
+            return json(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorType::TooManyRequestsException,
+                "The invoke queue is full",
+            );
+        };
+        let request = InvokeRequest {
+            admission: Some(admission),
+            ..request
         };
         if let Err(e) = self.queue.try_send(request) {
             return match e {

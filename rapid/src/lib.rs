@@ -129,11 +129,19 @@ pub async fn run(cfg: Config) -> ExitCode {
         move |req| api.clone().handle(req),
     ));
 
-    let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue);
+    // The admission counter enforces --max-queue; the channel only needs room
+    // for everything admitted (one running + the queue).
+    let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue + 1);
+    let admissions = engine::Admissions::default();
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let shutting_down = Arc::new(AtomicBool::new(false));
     let queue_tx_control = queue_tx.clone();
-    let front = InvokeApi::new(cfg.clone(), queue_tx, shutting_down.clone());
+    let front = InvokeApi::new(
+        cfg.clone(),
+        queue_tx,
+        admissions.clone(),
+        shutting_down.clone(),
+    );
     let inflight = front.inflight();
     tokio::spawn(runtime_api::server::serve(
         invoke_listener,
@@ -145,7 +153,7 @@ pub async fn run(cfg: Config) -> ExitCode {
             Ok(l) => l,
             Err(code) => return code,
         };
-        let control = ControlApi::new(cfg.clone(), queue_tx_control, cmd_tx.clone());
+        let control = ControlApi::new(cfg.clone(), queue_tx_control, admissions, cmd_tx.clone());
         tokio::spawn(runtime_api::server::serve(
             listener,
             "control",

@@ -105,6 +105,13 @@ impl Builder {
         self
     }
 
+    /// A positional argument after the bootstrap (passed to it; with two or
+    /// more positional arguments the last one is also `_HANDLER`).
+    pub fn arg_after(mut self, a: impl Into<String>) -> Self {
+        self.command.push(a.into());
+        self
+    }
+
     /// Use this extensions directory (default: none).
     pub fn extensions_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.extensions_dir = Some(dir.as_ref().to_path_buf());
@@ -511,6 +518,8 @@ pub struct Streamed {
     pub pieces: Vec<(Instant, Vec<u8>)>,
     /// `Err` when the body ended without its terminating chunk.
     pub end: Result<(), String>,
+    /// Trailers after the terminating chunk, names lower-cased.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Streamed {
@@ -569,14 +578,24 @@ pub fn stream(addr: SocketAddr, path: &str, body: &[u8], stop_after: Option<usiz
         headers,
         pieces: Vec::new(),
         end: Ok(()),
+        trailers: Vec::new(),
     };
     let mut received = 0usize;
     out.end = (|| loop {
         let size_line = next_line(&mut r)?;
-        let size = usize::from_str_radix(size_line.trim(), 16)
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|e| format!("{e}: {size_line:?}"))?;
         if size == 0 {
-            return Ok(());
+            loop {
+                let l = next_line(&mut r)?;
+                if l.is_empty() {
+                    return Ok(());
+                }
+                if let Some((k, v)) = l.split_once(':') {
+                    out.trailers
+                        .push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
         }
         let mut chunk = vec![0u8; size];
         r.read_exact(&mut chunk).map_err(|e| e.to_string())?;

@@ -90,3 +90,23 @@ fn an_address_in_use_is_exit_code_3() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
 }
+
+#[test]
+fn an_unknown_option_is_a_usage_error() {
+    let out = run(&["--no-such-option"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-option"));
+}
+
+#[test]
+fn invalid_timeout_from_the_environment_says_which_value() {
+    let out = run(&[], &[("AWS_LAMBDA_FUNCTION_TIMEOUT", "abc")]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("abc"), "{err}");
+    assert!(
+        err.contains("timeout") || err.contains("TIMEOUT"),
+        "the message names the setting: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -336,3 +336,131 @@ fn malformed_http_leaves_rapid_serving() {
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"));
     assert_eq!(r.invoke(b"{}").status, 200);
 }
+
+#[test]
+fn every_answer_carries_the_request_id() {
+    let r = rapid();
+    let check = |resp: &Resp, version: bool| {
+        let id = resp.header("x-amzn-requestid").unwrap_or_default();
+        assert!(!id.is_empty(), "{} without X-Amzn-RequestId", resp.status);
+        if version {
+            assert_eq!(
+                resp.header("x-amz-executed-version"),
+                Some("$LATEST"),
+                "{}",
+                resp.status
+            );
+        }
+    };
+    check(&r.invoke(b"{}"), true);
+    check(&r.invoke(br#"{"error":"e"}"#), true);
+    check(&r.invoke(br#"{"exit":2}"#), true);
+    check(
+        &r.invoke_with(b"{}", &[("X-Amz-Invocation-Type", "Event")]),
+        true,
+    );
+    check(
+        &r.invoke_with(b"{}", &[("X-Amz-Invocation-Type", "DryRun")]),
+        true,
+    );
+    let bad = r.invoke_with(b"{}", &[("X-Amz-Client-Context", "%%%")]);
+    assert_eq!(bad.status, 400);
+    check(&bad, false);
+    let big = r.invoke(&vec![b' '; MAX_PAYLOAD + 1]);
+    assert_eq!(big.status, 413);
+    check(&big, false);
+}
+
+#[test]
+fn timed_out_answer_carries_ids() {
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .env("AWS_LAMBDA_FUNCTION_TIMEOUT", "1")
+        .start();
+    let resp = r.invoke(br#"{"sleep_ms":3000}"#);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(resp.header("x-amz-executed-version"), Some("$LATEST"));
+    let id = resp.header("x-amzn-requestid").unwrap();
+    assert_eq!(
+        resp.error_message(),
+        format!("RequestId: {id} Error: Task timed out after 1.00 seconds")
+    );
+    // The deadline the runtime saw was 1 s away.
+    let ok = r.invoke(br#"{"context":true}"#);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let deadline = ok.json()["deadline"].as_u64().unwrap();
+    assert!(
+        deadline > now_ms && deadline <= now_ms + 1_100,
+        "{deadline} vs {now_ms}"
+    );
+}
+
+#[test]
+fn name_and_version_from_the_environment() {
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "env-fn")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "7")
+        .start();
+    let resp = request(
+        r.invoke,
+        "POST",
+        "/2015-03-31/functions/env-fn/invocations",
+        &[],
+        br#"{"context":true}"#,
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("x-amz-executed-version"), Some("7"));
+    let v = resp.json();
+    assert_eq!(v["env"]["AWS_LAMBDA_FUNCTION_NAME"], "env-fn");
+    assert_eq!(v["env"]["AWS_LAMBDA_FUNCTION_VERSION"], "7");
+    assert!(
+        v["arn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:lambda:us-east-1:012345678912:function:env-fn"),
+        "{v}"
+    );
+    let id = resp.header("x-amzn-requestid").unwrap();
+    assert!(r.wait_stdout(
+        &format!("START RequestId: {id} Version: 7"),
+        Duration::from_secs(5)
+    ));
+    // `function` is always accepted; another name is not.
+    assert_eq!(r.invoke(b"{}").status, 200);
+    let other = request(
+        r.invoke,
+        "POST",
+        "/2015-03-31/functions/test_function/invocations",
+        &[],
+        b"{}",
+    );
+    assert_eq!(other.status, 404);
+    assert_eq!(other.error_type(), "ResourceNotFoundException");
+}
+
+#[test]
+fn event_invokes_run_in_order_after_the_202() {
+    let r = rapid();
+    for i in 0..3 {
+        let ev = r.invoke_with(
+            format!(r#"{{"print":"event-{i}","sleep_ms":50}}"#).as_bytes(),
+            &[("X-Amz-Invocation-Type", "Event")],
+        );
+        assert_eq!(ev.status, 202);
+        assert!(ev.body.is_empty() || ev.text().trim().is_empty());
+    }
+    // A synchronous invoke queued behind them runs after all three.
+    let sync = r.invoke(br#"{"print":"sync-after-events"}"#);
+    assert_eq!(sync.status, 200);
+    assert!(r.wait_stdout("sync-after-events", Duration::from_secs(5)));
+    let out = r.stdout();
+    let pos = |s: &str| out.find(s).unwrap_or(usize::MAX);
+    assert!(pos("event-0") < pos("event-1"), "{out}");
+    assert!(pos("event-1") < pos("event-2"), "{out}");
+    assert!(pos("event-2") < pos("sync-after-events"), "{out}");
+}

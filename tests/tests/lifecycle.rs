@@ -328,3 +328,276 @@ exit 4
         "grandchild {first} survived the reset"
     );
 }
+
+#[test]
+fn lambda_runtime_error_and_panic_bodies_pass_through_exactly() {
+    // lambda_runtime posts `{"errorType": <type name>, "errorMessage": ...}`
+    // with the header `lambda-runtime-function-error-type: unhandled`; the
+    // client gets the posted body, not the header.
+    let r = Rapid::builder().bootstrap(FX).start();
+    let err = r.invoke(br#"{"error":"boom"}"#);
+    assert_eq!(err.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(
+        err.error_type(),
+        std::any::type_name::<&lambda_runtime::Error>()
+    );
+    assert_eq!(err.error_message(), "boom");
+    assert!(err.header("x-amzn-requestid").is_some());
+    assert_eq!(err.header("x-amz-executed-version"), Some("$LATEST"));
+
+    let panic = r.invoke(br#"{"panic":"oh no"}"#);
+    assert_eq!(panic.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(
+        panic.error_type(),
+        std::any::type_name::<&Box<dyn std::any::Any + Send>>()
+    );
+    assert_eq!(panic.error_message(), "Lambda panicked: oh no");
+}
+
+#[test]
+fn runtime_exit_zero_mid_invoke() {
+    let r = Rapid::builder().bootstrap(FX).start();
+    let resp = r.invoke(br#"{"exit":0}"#);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(resp.error_type(), "Runtime.ExitError");
+    let id = resp.header("x-amzn-requestid").unwrap();
+    assert_eq!(
+        resp.error_message(),
+        format!("RequestId: {id} Error: Runtime exited without providing a reason")
+    );
+    assert_eq!(r.invoke(br#"{"y":2}"#).json()["y"], 2);
+}
+
+#[test]
+fn a_crash_re_initialises_at_once_without_waiting_for_an_invoke() {
+    let r = Rapid::builder().bootstrap(FX).start();
+    let before = pid_of(&r) as i32;
+    assert_eq!(r.invoke(br#"{"exit":7}"#).error_type(), "Runtime.ExitError");
+    // A fresh runtime is started eagerly: it shows up as rapid's child before
+    // anyone invokes again.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            r.children().iter().any(|&p| p != before && alive(p))
+        }),
+        "no fresh runtime after the crash; children: {:?}",
+        r.children()
+    );
+    let fresh = r.children();
+    let after = pid_of(&r) as i32;
+    assert!(fresh.contains(&after), "{fresh:?} vs {after}");
+}
+
+#[test]
+fn a_failed_init_is_retried_only_when_an_invoke_asks() {
+    let dir = TempDir::new("spin");
+    let starts = dir.path("starts");
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .env("FX_INIT", "exit:3")
+        .env("FX_STARTS", &starts.display().to_string())
+        .start();
+    let count = || {
+        std::fs::read_to_string(&starts)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    assert!(eventually(Duration::from_secs(5), || count() == 1));
+    // Nothing asks for a new init: the crashing runtime is not restarted.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count(), 1, "a crashing runtime must not spin");
+    // Each invoke performs one suppressed init.
+    for n in 2..=3 {
+        let resp = r.invoke(b"{}");
+        assert_eq!(resp.error_type(), "Runtime.ExitError");
+        assert!(resp.error_message().ends_with("exit status 3"));
+        assert!(
+            eventually(Duration::from_secs(2), || count() >= n),
+            "{}",
+            count()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), 3, "one init per invoke, no more");
+}
+
+#[test]
+fn a_client_context_lambda_runtime_rejects_fails_only_that_invoke() {
+    // Valid base64 JSON, but `custom` values must be strings for
+    // lambda_runtime: its Context::new fails and the runtime exits.
+    let r = Rapid::builder().bootstrap(FX).start();
+    use base64::Engine as _;
+    let ctx = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"n":1}}"#);
+    let resp = r.invoke_with(b"{}", &[("X-Amz-Client-Context", &ctx)]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(resp.error_type(), "Runtime.ExitError", "{}", resp.text());
+    assert!(
+        resp.error_message().ends_with("exit status 1"),
+        "{}",
+        resp.error_message()
+    );
+    // A context it accepts (only `custom`, strings) works on the fresh runtime.
+    let ctx = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"n":"1"}}"#);
+    let ok = r.invoke_with(br#"{"context":true}"#, &[("X-Amz-Client-Context", &ctx)]);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["clientContext"]["custom"]["n"], "1");
+}
+
+#[test]
+fn runtime_environment_is_complete() {
+    let r = Rapid::builder().bootstrap(FX).start();
+    let v = r.invoke(br#"{"context":true}"#).json();
+    let env = &v["allEnv"];
+    let get = |k: &str| env[k].as_str().map(str::to_owned);
+    for k in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "TZ",
+    ] {
+        assert!(get(k).is_some(), "{k} missing from {env}");
+    }
+    assert_eq!(get("AWS_REGION").as_deref(), Some("us-east-1"));
+    assert_eq!(get("AWS_DEFAULT_REGION").as_deref(), Some("us-east-1"));
+    assert_eq!(
+        get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").as_deref(),
+        Some("3008")
+    );
+    assert_eq!(
+        get("AWS_LAMBDA_LOG_GROUP_NAME").as_deref(),
+        Some("/aws/lambda/test_function")
+    );
+    // The caller's environment is passed on.
+    assert_eq!(get("PATH"), std::env::var("PATH").ok());
+    // `_HANDLER` is set when a handler is known (see
+    // `the_last_positional_argument_is_the_handler`); with neither
+    // `--handler` nor a second positional argument there is none to give.
+}
+
+#[test]
+fn the_last_positional_argument_is_the_handler() {
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .arg_after("fx.handler")
+        .start();
+    let v = r.invoke(br#"{"context":true}"#).json();
+    assert_eq!(v["env"]["_HANDLER"], "fx.handler");
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .arg("--handler")
+        .arg("explicit.handler")
+        .arg_after("fx.handler")
+        .start();
+    let v = r.invoke(br#"{"context":true}"#).json();
+    assert_eq!(v["env"]["_HANDLER"], "explicit.handler");
+}
+
+#[test]
+fn without_a_bootstrap_the_default_paths_are_searched() {
+    let defaults = [
+        "/var/task/bootstrap",
+        "/opt/bootstrap",
+        "/var/runtime/bootstrap",
+    ];
+    if defaults.iter().any(|p| std::path::Path::new(p).exists()) {
+        eprintln!("skipped: a default bootstrap exists on this machine");
+        return;
+    }
+    let r = Rapid::builder().start();
+    let resp = r.invoke(b"{}");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(resp.error_type(), "Runtime.InvalidEntrypoint");
+    assert!(!resp.error_message().is_empty());
+}
+
+#[test]
+fn function_stderr_lines_reach_rapids_stdout() {
+    let r = Rapid::builder().bootstrap(FX).start();
+    assert_eq!(
+        r.invoke(br#"{"eprint":"to-stderr-from-the-function"}"#)
+            .status,
+        200
+    );
+    assert!(
+        r.wait_stdout("to-stderr-from-the-function", Duration::from_secs(5)),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout(),
+        r.stderr()
+    );
+}
+
+#[test]
+fn stdout_carries_no_diagnostics() {
+    // rapid's own tracing goes to stderr (at debug level here); stdout holds
+    // only the function's lines and START/END/REPORT.
+    let r = Rapid::builder().bootstrap(FX).start();
+    let resp = r.invoke(br#"{"print":"only-line"}"#);
+    let id = resp.header("x-amzn-requestid").unwrap().to_owned();
+    assert!(r.wait_stdout(&format!("REPORT RequestId: {id}"), Duration::from_secs(5)));
+    for line in r.stdout().lines() {
+        assert!(
+            line == "only-line"
+                || line.starts_with("START RequestId: ")
+                || line.starts_with("END RequestId: ")
+                || line.starts_with("REPORT RequestId: "),
+            "unexpected stdout line {line:?}"
+        );
+    }
+    assert!(!r.stderr().is_empty(), "diagnostics go to stderr");
+}
+
+#[test]
+fn sigint_exits_zero_promptly() {
+    let mut r = Rapid::builder().bootstrap(FX).start();
+    let runtime = pid_of(&r) as i32;
+    let t = Instant::now();
+    r.signal(libc::SIGINT);
+    let status = r.wait_exit(Duration::from_secs(5)).expect("rapid exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(eventually(Duration::from_secs(2), || !alive(runtime)));
+}
+
+#[test]
+fn sigterm_is_prompt_even_when_the_runtime_ignores_it() {
+    let dir = TempDir::new("deaf");
+    let boot = dir.script(
+        "bootstrap",
+        r#"#!/bin/sh
+trap '' TERM
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  H=$(mktemp)
+  curl -s -D "$H" -o /dev/null "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
+  curl -s -o /dev/null -X POST -d "\"$$\"" "$API/invocation/$ID/response"
+done
+"#,
+    );
+    let mut r = Rapid::builder().bootstrap(&boot).start();
+    let runtime: i32 = r.invoke(b"{}").json().as_str().unwrap().parse().unwrap();
+    assert!(alive(runtime));
+    let t = Instant::now();
+    r.signal(libc::SIGTERM);
+    let status = r.wait_exit(Duration::from_secs(5)).expect("rapid exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "SIGKILL follows after the runtime's share: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || !alive(runtime)),
+        "runtime {runtime} survived"
+    );
+}

@@ -266,3 +266,191 @@ sleep 30
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.lines().all(|l| l.ends_with(" 202")), "{text}");
 }
+
+#[test]
+fn next_carries_the_invokes_content_type() {
+    let dir = TempDir::new("ctype");
+    let boot = bootstrap(
+        &dir,
+        "",
+        &format!(
+            r#"
+  rec ctype sh -c "tr -d '\r' < $H | grep -i '^content-type:' | cut -d' ' -f2-"
+  rec ok {CURL} -X POST -d '"ok"' "$API/invocation/$ID/response"
+"#
+        ),
+    );
+    let r = Rapid::builder().bootstrap(&boot).start();
+    // No Content-Type on the invoke: the runtime sees application/json.
+    assert_eq!(r.invoke(b"{}").text(), "\"ok\"");
+    let plain = r.invoke_with(b"plain words", &[("Content-Type", "text/plain")]);
+    assert_eq!(plain.text(), "\"ok\"");
+    let lines = recorded(&dir, 4);
+    assert_eq!(lines[0], "ctype application/json", "{lines:?}");
+    assert_eq!(lines[2], "ctype text/plain", "{lines:?}");
+}
+
+#[test]
+fn error_type_header_without_a_body() {
+    let dir = TempDir::new("errtype");
+    let boot = bootstrap(
+        &dir,
+        "N=0",
+        &format!(
+            r#"
+  N=$((N+1))
+  case $N in
+    1) rec err {CURL} -X POST -H 'Lambda-Runtime-Function-Error-Type: Function.Custom' "$API/invocation/$ID/error" ;;
+    2) rec err {CURL} -X POST -H 'Lambda-Runtime-Function-Error-Type: Runtime.Custom' "$API/invocation/$ID/error" ;;
+    3) rec err {CURL} -X POST "$API/invocation/$ID/error" ;;
+    *) rec err {CURL} -X POST -H 'lambda-runtime-function-error-type: unhandled' \
+         -d '{{"errorType":"&alloc::boxed::Box<dyn core::error::Error>","errorMessage":"as lambda_runtime posts it"}}' \
+         "$API/invocation/$ID/error" ;;
+  esac
+"#
+        ),
+    );
+    let r = Rapid::builder().bootstrap(&boot).start();
+    let check = |want_type: &str| {
+        let resp = r.invoke(b"{}");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("x-amz-function-error"), Some("Unhandled"));
+        assert_eq!(resp.error_type(), want_type, "{}", resp.text());
+        resp
+    };
+    check("Function.Custom");
+    check("Runtime.Custom");
+    // Neither header nor body: still a JSON error, never an empty body.
+    let none = r.invoke(b"{}");
+    assert_eq!(none.header("x-amz-function-error"), Some("Unhandled"));
+    assert!(!none.error_type().is_empty(), "{}", none.text());
+    // lambda_runtime's shape: header "unhandled", the real type in the body.
+    let lr = check("&alloc::boxed::Box<dyn core::error::Error>");
+    assert_eq!(lr.error_message(), "as lambda_runtime posts it");
+    let lines = recorded(&dir, 4);
+    assert!(lines.iter().all(|l| l.ends_with(" 202")), "{lines:?}");
+}
+
+/// Bytes between the first and the last piece of a streamed answer.
+fn spread(s: &rapid_tests::Streamed) -> Duration {
+    let first = s.pieces.first().unwrap().0;
+    let last = s.pieces.last().unwrap().0;
+    last.duration_since(first)
+}
+
+#[test]
+fn curl_streaming_response_is_forwarded_chunk_by_chunk() {
+    let dir = TempDir::new("curlstream");
+    let boot = bootstrap(
+        &dir,
+        "",
+        &format!(
+            r#"
+  {{ printf 'one-'; sleep 0.4; printf 'two-'; sleep 0.4; printf 'three'; }} | \
+    rec stream {CURL} -X POST -H 'Expect:' -H 'Transfer-Encoding: chunked' \
+      -H 'Lambda-Runtime-Function-Response-Mode: streaming' -T - "$API/invocation/$ID/response"
+"#
+        ),
+    );
+    let r = Rapid::builder().bootstrap(&boot).start();
+    let s = rapid_tests::stream(
+        r.invoke,
+        "/2015-03-31/functions/function/invocations",
+        b"{}",
+        None,
+    );
+    assert_eq!(s.status, 200);
+    assert!(s.end.is_ok(), "{:?}", s.end);
+    assert_eq!(String::from_utf8_lossy(&s.body()), "one-two-three");
+    assert!(s.pieces.len() >= 3, "{:?}", s.pieces);
+    assert!(
+        spread(&s) >= Duration::from_millis(600),
+        "not forwarded as produced: {:?}",
+        spread(&s)
+    );
+    assert!(s.header("x-amz-function-error").is_none());
+    let lines = recorded(&dir, 1);
+    assert!(lines[0].ends_with(" 202"), "{lines:?}");
+    // A buffered response still works afterwards.
+    assert!(r.invoke(b"{}").status == 200);
+}
+
+/// A bash bootstrap that streams "hello", then ends the chunked body with real
+/// HTTP trailers carrying an error.
+fn trailer_bootstrap(dir: &TempDir) -> std::path::PathBuf {
+    let out = dir.path("out.log");
+    dir.script(
+        "bootstrap",
+        &format!(
+            r#"#!/bin/bash
+OUT={out}
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+HOST=${{AWS_LAMBDA_RUNTIME_API%:*}}
+PORT=${{AWS_LAMBDA_RUNTIME_API##*:}}
+ERR=$(printf '%s' '{{"errorMessage":"failed after the first byte","errorType":"Function.LateFailure"}}' | base64 -w0)
+while true; do
+  H=$(mktemp)
+  curl -s -D "$H" -o /dev/null "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
+  exec 3<>"/dev/tcp/$HOST/$PORT"
+  printf 'POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: %s\r\nLambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\nTrailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n' "$ID" "$HOST" >&3
+  printf '5\r\nhello\r\n' >&3
+  sleep 0.2
+  printf '0\r\nLambda-Runtime-Function-Error-Type: Function.LateFailure\r\nLambda-Runtime-Function-Error-Body: %s\r\n\r\n' "$ERR" >&3
+  read -r STATUS <&3
+  echo "trailers $STATUS" | tr -d '\r' >> "$OUT"
+  exec 3>&-
+done
+"#,
+            out = out.display()
+        ),
+    )
+}
+
+#[test]
+fn error_trailers_after_the_first_byte_reach_the_client() {
+    let dir = TempDir::new("trailers");
+    let boot = trailer_bootstrap(&dir);
+    let r = Rapid::builder().bootstrap(&boot).start();
+
+    // Event-stream endpoint: the bytes, then InvokeComplete with the error.
+    let s = rapid_tests::stream(
+        r.invoke,
+        "/2021-11-15/functions/function/response-streaming-invocations",
+        b"{}",
+        None,
+    );
+    assert_eq!(s.status, 200);
+    let body = s.body();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("hello"), "{text:?}");
+    assert!(text.contains("InvokeComplete"), "{text:?}");
+    assert!(text.contains("Function.LateFailure"), "{text:?}");
+    assert!(text.contains("failed after the first byte"), "{text:?}");
+
+    // Classic endpoint: the bytes, then not a clean success — either the
+    // error as trailers or a cut body.
+    let s = rapid_tests::stream(
+        r.invoke,
+        "/2015-03-31/functions/function/invocations",
+        b"{}",
+        None,
+    );
+    assert_eq!(s.status, 200);
+    assert_eq!(String::from_utf8_lossy(&s.body()), "hello");
+    let trailer = s
+        .trailers
+        .iter()
+        .find(|(k, _)| k == "lambda-runtime-function-error-type");
+    assert!(
+        s.end.is_err() || trailer.is_some_and(|(_, v)| v == "Function.LateFailure"),
+        "an error after the first byte must not end as a clean success: {:?} {:?}",
+        s.end,
+        s.trailers
+    );
+    let lines = recorded(&dir, 2);
+    assert!(
+        lines.iter().all(|l| l.starts_with("trailers HTTP/1.1 202")),
+        "{lines:?}"
+    );
+}

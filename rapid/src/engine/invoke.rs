@@ -63,6 +63,7 @@ impl Engine {
                     runtime_ready: false,
                     function_error: None,
                     result: req.result,
+                    admission: req.admission,
                 });
             }
             Err((e, reply)) => {

@@ -60,6 +60,44 @@ pub struct InvokeRequest {
     pub tail: Option<oneshot::Sender<Vec<u8>>>,
     /// Where the typed result goes (control API).
     pub result: Option<oneshot::Sender<InvokeResult>>,
+    /// Its place in the queue bound, held until the invoke is over.
+    pub admission: Option<Admission>,
+}
+
+/// Admission control for the invoke queue: counts invokes accepted and not yet
+/// finished (waiting or running). A front admits an invoke only while fewer than
+/// `--max-queue` + 1 are outstanding, so an idle sandbox takes one to run plus
+/// `--max-queue` waiting, and a busy one `--max-queue` waiting.
+#[derive(Debug, Clone, Default)]
+pub struct Admissions(Arc<std::sync::atomic::AtomicUsize>);
+
+/// One admitted invoke's place; released when dropped (the invoke finished,
+/// failed, or was refused at shutdown).
+#[derive(Debug)]
+pub struct Admission(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Admissions {
+    /// Take a place if fewer than `limit` are outstanding.
+    pub fn try_admit(&self, limit: usize) -> Option<Admission> {
+        use std::sync::atomic::Ordering;
+        let prev = self.0.fetch_add(1, Ordering::AcqRel);
+        if prev >= limit {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Admission(self.0.clone()))
+    }
+
+    /// Invokes outstanding now.
+    pub fn outstanding(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Orders for the engine other than invokes.

@@ -57,6 +57,8 @@ pub struct Running {
     pub function_error: Option<FunctionError>,
     /// A control-API caller waiting for the typed result.
     pub result: Option<oneshot::Sender<InvokeResult>>,
+    /// Its place in the queue bound, released when the invoke is over.
+    pub admission: Option<super::Admission>,
 }
 
 impl Running {
@@ -165,6 +167,7 @@ mod tests {
             runtime_ready: false,
             function_error: None,
             result: None,
+            admission: None,
         });
         let failed = Phase::InitFailed(ErrorInvokeResponse::from_error(FunctionError::new(
             ErrorType::RuntimeExitError,

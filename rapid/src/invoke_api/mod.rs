@@ -52,6 +52,7 @@ fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
 /// The Invoke API front.
 #[derive(Clone)]
 pub struct InvokeApi {
+    admissions: crate::engine::Admissions,
     inflight: Arc<Inflight>,
     cfg: Arc<Config>,
     queue: mpsc::Sender<InvokeRequest>,
@@ -102,9 +103,11 @@ impl InvokeApi {
     pub fn new(
         cfg: Arc<Config>,
         queue: mpsc::Sender<InvokeRequest>,
+        admissions: crate::engine::Admissions,
         shutting_down: Arc<AtomicBool>,
     ) -> Self {
         InvokeApi {
+            admissions,
             inflight: Arc::new(Inflight::default()),
             cfg,
             queue,
@@ -229,6 +232,22 @@ impl InvokeApi {
             reply: reply_tx,
             tail: tail_tx,
             result: None,
+            admission: None,
+        };
+        let Some(admission) = self.admissions.try_admit(self.cfg.max_queue + 1) else {
+            tracing::info!("invoke rejected: queue full");
+            return json(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorType::TooManyRequestsException,
+                format!(
+                    "Rate exceeded: {} invokes are already waiting (--max-queue)",
+                    self.cfg.max_queue
+                ),
+            );
+        };
+        let request = InvokeRequest {
+            admission: Some(admission),
+            ..request
         };
         match self.queue.try_send(request) {
             Ok(()) => {}
