@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::engine::{Command, ControlError, InvokeRequest};
-use crate::invoke_api::{decode_client_context, json, render, with_ids, InvokeBody};
+use crate::invoke_api::{decode_client_context, json, queue_full, render, with_ids, InvokeBody};
 
 /// The control API front.
 #[derive(Clone)]
@@ -294,11 +294,7 @@ impl ControlApi {
             admission: None,
         };
         let Some(admission) = self.admissions.try_admit(self.cfg.max_queue + 1) else {
-            return json(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorType::TooManyRequestsException,
-                "The invoke queue is full",
-            );
+            return queue_full(self.cfg.max_queue);
         };
         let request = InvokeRequest {
             admission: Some(admission),
@@ -306,11 +302,7 @@ impl ControlApi {
         };
         if let Err(e) = self.queue.try_send(request) {
             return match e {
-                mpsc::error::TrySendError::Full(_) => json(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorType::TooManyRequestsException,
-                    "The invoke queue is full",
-                ),
+                mpsc::error::TrySendError::Full(_) => queue_full(self.cfg.max_queue),
                 mpsc::error::TrySendError::Closed(_) => engine_gone(),
             };
         }

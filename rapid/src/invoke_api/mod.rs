@@ -235,15 +235,7 @@ impl InvokeApi {
             admission: None,
         };
         let Some(admission) = self.admissions.try_admit(self.cfg.max_queue + 1) else {
-            tracing::info!("invoke rejected: queue full");
-            return json(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorType::TooManyRequestsException,
-                format!(
-                    "Rate exceeded: {} invokes are already waiting (--max-queue)",
-                    self.cfg.max_queue
-                ),
-            );
+            return queue_full(self.cfg.max_queue);
         };
         let request = InvokeRequest {
             admission: Some(admission),
@@ -251,17 +243,7 @@ impl InvokeApi {
         };
         match self.queue.try_send(request) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!("invoke rejected: queue full");
-                return json(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorType::TooManyRequestsException,
-                    format!(
-                        "Rate exceeded: {} invokes are already waiting (--max-queue)",
-                        self.cfg.max_queue
-                    ),
-                );
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => return queue_full(self.cfg.max_queue),
             Err(mpsc::error::TrySendError::Closed(_)) => return unavailable(&id, &self.cfg),
         }
         if let InvocationType::Event = kind {
@@ -352,6 +334,16 @@ fn render_event_stream(b: http::response::Builder, outcome: InvokeOutcome) -> An
                 )))
         }
     }
+}
+
+/// 429: the invoke queue is at its bound.
+pub(crate) fn queue_full(max_queue: usize) -> Answer {
+    tracing::info!("invoke rejected: queue full");
+    json(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorType::TooManyRequestsException,
+        format!("Rate exceeded: {max_queue} invokes are already waiting (--max-queue)"),
+    )
 }
 
 pub(crate) fn with_ids(
