@@ -264,6 +264,8 @@ pub struct ResetSuccess {
     pub reason: ShutdownReason,
     /// How long it took.
     pub duration_ms: f64,
+    /// Of that, how long the extensions took to stop (SHUTDOWN to exit).
+    pub extensions_reset_ms: f64,
 }
 
 /// The reset did not complete within its deadline.

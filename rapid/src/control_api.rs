@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `GET /v1/state` | — | phase, generation, pids, last results |
 //! | `POST /v1/init` | `Init` (all fields optional) | `{"InitSuccess"}` / `{"InitFailure"}` |
-//! | `POST /v1/invoke` | `{"payload", "payloadBase64"?, "contentType"?, "traceId"?, "clientContext"?}` | the response, streamed; `Rapid-Invoke-Result` trailer |
+//! | `POST /v1/invoke` | `{"id"?, "deadlineMs"?, "payload", "payloadBase64"?, "contentType"?, "traceId"?, "clientContext"?}` | the response, streamed; `Rapid-Invoke-Result` trailer |
 //! | `POST /v1/reset` | `Reset` | `{"ResetSuccess"}` / `{"ResetFailure"}` |
 //! | `POST /v1/shutdown` | `Shutdown` | `ShutdownSuccess` |
 //! | `POST /v1/restore` | — | `RestoreResult` (init caching) |
@@ -65,6 +65,11 @@ fn engine_gone() -> Answer {
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct InvokeBodyJson {
+    /// The request id to use (default: a fresh UUID).
+    id: Option<String>,
+    /// Epoch milliseconds by which the invoke must finish (default: the
+    /// function timeout from now).
+    deadline_ms: Option<u64>,
     payload: Option<serde_json::Value>,
     payload_base64: Option<String>,
     content_type: Option<String>,
@@ -276,7 +281,42 @@ impl ControlApi {
                 }
             }
         };
-        let id = RequestId::generate();
+        let id = match body.id {
+            None => RequestId::generate(),
+            Some(id)
+                if !id.is_empty()
+                    && id.len() <= 128
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                RequestId::from_string(id)
+            }
+            Some(id) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    ErrorType::InvalidRequestFormat,
+                    format!("id {id:?} must be 1-128 letters, digits, '-' or '_'"),
+                )
+            }
+        };
+        let timeout = match body.deadline_ms {
+            None => None,
+            Some(deadline) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                if deadline <= now {
+                    return json(
+                        StatusCode::BAD_REQUEST,
+                        ErrorType::InvalidRequestFormat,
+                        format!("deadlineMs {deadline} is not in the future (now {now})"),
+                    );
+                }
+                Some(std::time::Duration::from_millis(deadline - now))
+            }
+        };
         let (reply_tx, reply_rx) = oneshot::channel();
         let (result_tx, result_rx) = oneshot::channel();
         let request = InvokeRequest {
@@ -292,6 +332,7 @@ impl ControlApi {
             tail: None,
             result: Some(result_tx),
             admission: None,
+            timeout,
         };
         let Some(admission) = self.admissions.try_admit(self.cfg.max_queue + 1) else {
             return queue_full(self.cfg.max_queue);

@@ -356,3 +356,33 @@ done
     assert!(v["creds"]["Expiration"].as_str().unwrap().ends_with('Z'));
     assert_eq!(v["bad"], 401);
 }
+
+#[test]
+fn control_invoke_with_its_own_id_and_deadline() {
+    let r = Rapid::builder().bootstrap(FX).control().start();
+    assert_eq!(r.control("POST", "/v1/init", "{}").status, 200);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let body = format!(
+        r#"{{"id":"platform-id-1","deadlineMs":{},"payload":{{"sleep_ms":3000}}}}"#,
+        now + 400
+    );
+    let inv = r.control("POST", "/v1/invoke", &body);
+    assert_eq!(inv.header("x-amzn-requestid"), Some("platform-id-1"));
+    assert_eq!(inv.error_type(), "Sandbox.Timedout");
+    assert!(inv
+        .error_message()
+        .starts_with("RequestId: platform-id-1 Error: Task timed out after 0.4"));
+    assert_eq!(
+        r.control("POST", "/v1/invoke", r#"{"id":"bad id!"}"#)
+            .status,
+        400
+    );
+    assert_eq!(
+        r.control("POST", "/v1/invoke", r#"{"deadlineMs":1}"#)
+            .status,
+        400
+    );
+}

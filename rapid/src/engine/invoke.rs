@@ -43,7 +43,9 @@ impl Engine {
             invoked_function_arn: self.cfg.function_arn.clone(),
             content_type: req.content_type,
             payload_size: req.payload.len(),
-            timeout_ms: self.init.invoke_timeout_ms,
+            timeout_ms: req
+                .timeout
+                .map_or(self.init.invoke_timeout_ms, |t| t.as_millis() as u64),
         };
         if req.tail.is_some() {
             self.out.capture_start();
@@ -56,7 +58,8 @@ impl Engine {
                 self.phase = Phase::Invoking(Running {
                     id: req.id,
                     started,
-                    deadline: started + self.invoke_timeout(),
+                    deadline: started + req.timeout.unwrap_or_else(|| self.invoke_timeout()),
+                    timeout: req.timeout.unwrap_or_else(|| self.invoke_timeout()),
                     tail: req.tail,
                     init_duration,
                     produced_bytes: 0,

@@ -62,6 +62,8 @@ pub struct InvokeRequest {
     pub result: Option<oneshot::Sender<InvokeResult>>,
     /// Its place in the queue bound, held until the invoke is over.
     pub admission: Option<Admission>,
+    /// A budget for this invoke instead of the function timeout (control API).
+    pub timeout: Option<Duration>,
 }
 
 /// Admission control for the invoke queue: counts invokes accepted and not yet
@@ -486,7 +488,7 @@ impl Engine {
                 self.fail_init(err, None, ShutdownReason::Timeout).await;
             }
             Phase::Invoking(run) => {
-                let err = errors::timed_out(&run.id, self.invoke_timeout());
+                let err = errors::timed_out(&run.id, run.timeout);
                 tracing::warn!(request_id = %run.id, "invoke timed out");
                 self.fail_invoke(err, ShutdownReason::Timeout).await;
             }

@@ -48,6 +48,8 @@ pub struct Running {
     pub id: RequestId,
     pub started: Instant,
     pub deadline: Instant,
+    /// The budget the deadline came from (for the timeout message).
+    pub timeout: Duration,
     pub tail: Option<oneshot::Sender<Vec<u8>>>,
     pub init_duration: Option<Duration>,
     pub produced_bytes: u64,
@@ -161,6 +163,7 @@ mod tests {
             id: id.clone(),
             started: now,
             deadline: now + Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
             tail: None,
             init_duration: None,
             produced_bytes: 0,

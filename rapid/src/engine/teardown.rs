@@ -28,6 +28,14 @@ fn epoch_ms_in(d: Duration) -> u64 {
         .unwrap_or(0)
 }
 
+/// What stopping a generation took.
+struct Stopped {
+    /// Something had to be SIGKILLed after its grace period.
+    killed: bool,
+    /// Time from SHUTDOWN to the last extension's exit.
+    extensions: Duration,
+}
+
 impl Engine {
     /// Wait until every pid in `pids` is reaped or `until` passes; returns the
     /// pids still alive.
@@ -42,9 +50,8 @@ impl Engine {
     }
 
     /// Stop every process of the generation. `graceful` gives the runtime
-    /// SIGTERM and its share first; otherwise it is SIGKILLed at once. Returns
-    /// whether anything had to be SIGKILLed after a grace period.
-    async fn stop_processes(&mut self, reason: ShutdownReason, graceful: bool) -> bool {
+    /// SIGTERM and its share first; otherwise it is SIGKILLed at once.
+    async fn stop_processes(&mut self, reason: ShutdownReason, graceful: bool) -> Stopped {
         let start = Instant::now();
         let mut killed = false;
         if let Some(p) = self.proc.take() {
@@ -73,8 +80,12 @@ impl Engine {
         self.hub.flush(TELEMETRY_FLUSH).await;
         if self.extensions.is_empty() {
             kill_orphans(&[]);
-            return killed;
+            return Stopped {
+                killed,
+                extensions: Duration::ZERO,
+            };
         }
+        let extensions_started = Instant::now();
         let deadline = start + EXTENSIONS_DEADLINE;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let subscribed: Vec<String> = self
@@ -116,7 +127,10 @@ impl Engine {
             kill_tree(p.pid);
         }
         kill_orphans(&[]);
-        killed
+        Stopped {
+            killed,
+            extensions: extensions_started.elapsed(),
+        }
     }
 
     /// SIGKILL every process of the generation without waiting (their exits
@@ -141,13 +155,15 @@ impl Engine {
     /// Reset: stop the generation's processes and forget it in the Runtime API.
     pub(super) async fn reset(&mut self, reason: ShutdownReason) -> ResetSuccess {
         let started = Instant::now();
-        self.stop_processes(reason, reason == ShutdownReason::Spindown)
+        let stopped = self
+            .stop_processes(reason, reason == ShutdownReason::Spindown)
             .await;
         self.generation = self.runtime.reset(runtime_api::reset_error());
         self.pending_init_duration = None;
         let done = ResetSuccess {
             reason,
             duration_ms: ms(started.elapsed()),
+            extensions_reset_ms: ms(stopped.extensions),
         };
         tracing::info!(
             reason = reason.as_str(),
@@ -180,7 +196,7 @@ impl Engine {
             }
             _ => {}
         }
-        let killed = self.stop_processes(reason, true).await;
+        let killed = self.stop_processes(reason, true).await.killed;
         self.generation = self.runtime.reset(runtime_api::reset_error());
         let done = ShutdownSuccess {
             duration_ms: ms(started.elapsed()),

@@ -233,6 +233,7 @@ impl InvokeApi {
             tail: tail_tx,
             result: None,
             admission: None,
+            timeout: None,
         };
         let Some(admission) = self.admissions.try_admit(self.cfg.max_queue + 1) else {
             return queue_full(self.cfg.max_queue);
