@@ -1,0 +1,166 @@
+//! rapid as PID 1 of a fresh PID namespace (`unshare --pid --fork --mount-proc`,
+//! as root): orphans are reaped, SIGTERM is an orderly shutdown with exit 0,
+//! and nothing survives. Skipped, with a message, where namespaces are not
+//! available.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rapid_tests::{eventually, free_port, rapid_bin, request, TempDir};
+
+fn namespaces_available() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: `unshare --pid --fork --mount-proc` is not available here (needs root and PID namespaces)");
+    }
+    ok
+}
+
+/// Direct children of `pid` with their states.
+fn children(pid: i32) -> Vec<(i32, char)> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                for c in s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                    let state = std::fs::read_to_string(format!("/proc/{c}/stat"))
+                        .ok()
+                        .and_then(|st| {
+                            st.rsplit(')')
+                                .next()
+                                .and_then(|r| r.trim_start().chars().next())
+                        })
+                        .unwrap_or('?');
+                    out.push((c, state));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pid1_reaps_orphans_and_shuts_down_cleanly() {
+    if !namespaces_available() {
+        return;
+    }
+    let dir = TempDir::new("pid1");
+    // Each invoke leaves a double-forked orphan that exits 50 ms later.
+    let boot = dir.script(
+        "bootstrap",
+        r#"#!/bin/sh
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  H=$(mktemp)
+  curl -s -D "$H" -o /dev/null "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
+  (sh -c 'sleep 0.05' &)
+  curl -s -o /dev/null -X POST -d "{\"pid\":$$}" "$API/invocation/$ID/response"
+done
+"#,
+    );
+    let invoke = format!("127.0.0.1:{}", free_port());
+    let api = format!("127.0.0.1:{}", free_port());
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(rapid_bin())
+        .args([
+            "--runtime-interface-emulator-address",
+            &invoke,
+            "--runtime-api-address",
+            &api,
+        ])
+        .args(["--extensions-dir", "/nonexistent"])
+        .arg(&boot)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = invoke.parse().unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    }));
+    // rapid is unshare's only child, and PID 1 inside.
+    let rapid = children(unshare.id() as i32)[0].0;
+    let nspid = std::fs::read_to_string(format!("/proc/{rapid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| v.split_whitespace().last().unwrap_or("").to_owned())
+        .unwrap();
+    assert_eq!(nspid, "1", "rapid runs as PID 1 of the namespace");
+
+    for _ in 0..5 {
+        let resp = request(
+            addr,
+            "POST",
+            "/2015-03-31/functions/function/invocations",
+            &[],
+            b"{}",
+        );
+        assert_eq!(resp.status, 200);
+    }
+    // Every orphan (re-parented to PID 1) is reaped soon after it exits: no zombies.
+    let reaped = eventually(Duration::from_millis(300), || {
+        std::thread::sleep(Duration::from_millis(100));
+        children(rapid).iter().all(|(_, state)| *state != 'Z')
+    });
+    assert!(reaped, "zombies left: {:?}", children(rapid));
+
+    // SIGTERM → orderly shutdown, exit 0, no process left in the namespace.
+    let t = Instant::now();
+    // SAFETY: signalling a process this test started (via unshare).
+    unsafe {
+        libc::kill(rapid, libc::SIGTERM);
+    }
+    let status = loop {
+        if let Some(s) = unshare.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "rapid did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(!std::path::Path::new(&format!("/proc/{rapid}")).exists());
+}
+
+#[test]
+fn start_up_errors_as_pid1_have_their_exit_codes() {
+    if !namespaces_available() {
+        return;
+    }
+    let status = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(rapid_bin())
+        .args(["--timeout", "abc"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let api = format!("127.0.0.1:{}", free_port());
+    let status = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(rapid_bin())
+        .args([
+            "--runtime-interface-emulator-address",
+            &addr,
+            "--runtime-api-address",
+            &api,
+            "/bin/true",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+}
