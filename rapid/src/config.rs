@@ -151,11 +151,7 @@ pub struct Args {
 
     /// The runtime to start and its arguments. Default: the first executable of
     /// /var/task/bootstrap, /opt/bootstrap, /var/runtime/bootstrap.
-    #[arg(
-        value_name = "BOOTSTRAP [ARGS]...",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "BOOTSTRAP [ARGS]...", trailing_var_arg = true)]
     pub command: Vec<String>,
 }
 
@@ -440,6 +436,13 @@ mod tests {
             resolve_bootstrap(&[], &["/nonexistent/a"]),
             Bootstrap::Missing(_)
         ));
+    }
+
+    #[test]
+    fn bootstrap_arguments_may_start_with_a_dash_but_options_may_not() {
+        let a = Args::try_parse_from(["rapid", "/bin/sh", "-c", "echo hi", "--x"]).unwrap();
+        assert_eq!(a.command, vec!["/bin/sh", "-c", "echo hi", "--x"]);
+        assert!(Args::try_parse_from(["rapid", "--no-such-option"]).is_err());
     }
 
     #[test]

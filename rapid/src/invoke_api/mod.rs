@@ -156,7 +156,24 @@ impl InvokeApi {
         }
         let id = RequestId::generate();
         let span = tracing::debug_span!("invoke", request_id = %id);
-        self.invoke(id, endpoint, req).instrument(span).await
+        let version = self.cfg.function_version.clone();
+        let mut answer = self
+            .invoke(id.clone(), endpoint, req)
+            .instrument(span)
+            .await;
+        // Every answer to an invoke carries its ids, errors included.
+        let h = answer.headers_mut();
+        if !h.contains_key("x-amzn-requestid") {
+            if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+                h.insert("x-amzn-requestid", v);
+            }
+        }
+        if !h.contains_key("x-amz-executed-version") {
+            if let Ok(v) = HeaderValue::from_str(&version) {
+                h.insert("x-amz-executed-version", v);
+            }
+        }
+        answer
     }
 
     async fn invoke(self, id: RequestId, endpoint: Endpoint, req: Request<Incoming>) -> Answer {
