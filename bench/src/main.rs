@@ -112,6 +112,11 @@ fn main() -> ExitCode {
     }
 }
 
+fn median_f64(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
@@ -233,22 +238,9 @@ fn run(o: &Opts) -> std::io::Result<Report> {
     if let Some(sf) = &o.stream_function {
         eprintln!("rapid-bench: streaming 100 MiB");
         let bytes = 100 * 1024 * 1024;
-        // Each figure is the best of several runs: a 100 MiB copy takes a
-        // tenth of a second, short enough for a busy neighbour to distort one.
-        let runs = if o.quick { 3 } else { 7 };
         let f = procs::floor()?;
-        let mut c = Conn::connect(f.addr, Duration::from_secs(10))?;
-        let mut best = 0.0f64;
-        for _ in 0..runs {
-            let t = Instant::now();
-            let mut got = 0usize;
-            c.post_stream(&format!("/stream/{bytes}"), b"", |n| got += n)?;
-            best = best.max(got as f64 / 1048576.0 / t.elapsed().as_secs_f64());
-        }
-        rep.stream_floor_mib_s = Some(best);
-        drop(f);
-
         let r = procs::rapid(&o.rapid, sf, &[], None)?;
+        let mut floor_conn = Conn::connect(f.addr, Duration::from_secs(10))?;
         let mut c = Conn::connect(r.addr, Duration::from_secs(10))?;
         c.post(INVOKE, br#"{"chunks":1,"size":16}"#)?;
         // Time to first byte: a stream whose chunks come 100 ms apart.
@@ -259,22 +251,33 @@ fn run(o: &Opts) -> std::io::Result<Report> {
         })?;
         rep.stream_ttfb = first;
         rep.stream_total = Some(t.elapsed());
+        // Alternate direct and relayed copies and keep the median of each: a
+        // 100 MiB copy takes a tenth of a second, short enough for a busy
+        // neighbour to distort any single one.
+        let runs = if o.quick { 3 } else { 9 };
         let body = br#"{"chunks":1600,"size":65536}"#;
         let pid = r.pid();
         let (res, max_rss) = procs::with_rss_sampler(pid, || {
-            let mut best = 0.0f64;
+            let mut direct = Vec::new();
+            let mut relayed = Vec::new();
             for _ in 0..runs {
+                let t = Instant::now();
+                let mut got = 0usize;
+                floor_conn.post_stream(&format!("/stream/{bytes}"), b"", |n| got += n)?;
+                direct.push(got as f64 / 1048576.0 / t.elapsed().as_secs_f64());
                 let t = Instant::now();
                 let mut got = 0usize;
                 c.post_stream(INVOKE, body, |n| got += n)?;
                 if got < bytes {
                     return Err(std::io::Error::other(format!("stream short: {got} bytes")));
                 }
-                best = best.max(got as f64 / 1048576.0 / t.elapsed().as_secs_f64());
+                relayed.push(got as f64 / 1048576.0 / t.elapsed().as_secs_f64());
             }
-            Ok::<f64, std::io::Error>(best)
+            Ok::<(f64, f64), std::io::Error>((median_f64(direct), median_f64(relayed)))
         });
-        rep.stream_rapid_mib_s = Some(res?);
+        let (direct, relayed) = res?;
+        rep.stream_floor_mib_s = Some(direct);
+        rep.stream_rapid_mib_s = Some(relayed);
         rep.stream_rss_kib = max_rss;
     }
     Ok(rep)

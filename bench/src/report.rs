@@ -240,7 +240,7 @@ impl Report {
 
         push(
             &mut s,
-            "## Streaming (100 MiB response, 64 KiB chunks; best of several runs)".into(),
+            "## Streaming (100 MiB response, 64 KiB chunks; median of alternating runs)".into(),
         );
         push(&mut s, String::new());
         push(&mut s, "| figure | measured | target |".into());

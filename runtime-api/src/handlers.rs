@@ -211,6 +211,9 @@ impl Shaper {
     }
 }
 
+/// A streamed piece smaller than this re-arms TCP_QUICKACK before the next read.
+const QUICKACK_BELOW: usize = 16 * 1024;
+
 /// Some runtimes (the Rust `lambda_runtime` crate, 1.x) report a mid-stream
 /// error by sending the trailer lines as a body chunk:
 /// `Lambda-Runtime-Function-Error-Type: T\r\nLambda-Runtime-Function-Error-Body: B64\r\n`.
@@ -278,8 +281,11 @@ async fn streaming_response(
     let mut error_sent = false;
     // Forward until the body ends; keep reading after the invoker left or the cap
     // was hit so the runtime is never stuck mid-upload.
+    // Small pieces (the first ones, tokens of a slow stream) are where a peer's
+    // Nagle meets our delayed ACK; a bulk transfer of full frames needs no help.
+    let mut last_len = 0usize;
     loop {
-        if let Some(fd) = fd {
+        if let (Some(fd), true) = (fd, last_len < QUICKACK_BELOW) {
             fd.quickack();
         }
         let item = match body.frame().await {
@@ -301,6 +307,7 @@ async fn streaming_response(
                         }
                         continue;
                     }
+                    last_len = data.len();
                     produced += data.len() as u64;
                     if over_cap || failure.is_some() {
                         continue;
