@@ -105,6 +105,18 @@ pub struct Args {
     #[arg(long, env = "RAPID_STREAM_CAP", default_value_t = 200 * 1024 * 1024, value_name = "BYTES")]
     pub stream_cap: u64,
 
+    /// microVM init mode: mount /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp,
+    /// /run (when absent), set the hostname, bring up loopback, raise
+    /// RLIMIT_NOFILE, map sandbox.localdomain in /etc/hosts, and power the
+    /// machine off at the end instead of exiting. Automatic when rapid is PID 1
+    /// and /proc is not mounted.
+    #[arg(long, env = "RAPID_INIT")]
+    pub init: bool,
+
+    /// Hostname set in init mode.
+    #[arg(long, env = "RAPID_HOSTNAME", default_value = "rapid", value_parser = parse_name)]
+    pub hostname: String,
+
     /// Address of the control API (off by default). With it, rapid waits for
     /// `POST /v1/init` instead of initialising at start-up.
     #[arg(long, env = "RAPID_CONTROL_API_ADDRESS", value_name = "HOST:PORT")]
@@ -244,6 +256,10 @@ pub struct Config {
     pub credentials_token: Option<String>,
     /// Restore budget.
     pub restore_timeout: Duration,
+    /// microVM init mode.
+    pub init_mode: bool,
+    /// Hostname in init mode.
+    pub hostname: String,
     /// Control API address.
     pub control_api_address: Option<SocketAddr>,
     /// Control API bearer token.
@@ -380,6 +396,8 @@ impl Config {
                 && std::env::var_os("AWS_SECRET_ACCESS_KEY").is_some())
             .then(|| interop::RequestId::generate().to_string()),
             restore_timeout: args.restore_timeout,
+            init_mode: args.init,
+            hostname: args.hostname.clone(),
             control_api_address: args.control_api_address,
             control_token: None,
             one_shot: match args.one_shot.as_deref() {

@@ -40,6 +40,8 @@ pub mod exit_code {
     pub const BIND: u8 = 3;
     /// rapid could not set itself up (signals, threads, async runtime).
     pub const SETUP: u8 = 4;
+    /// Init mode could not prepare the machine (and could not power it off).
+    pub const INIT: u8 = 5;
 }
 
 /// Become the reaper of orphaned descendants when rapid is not PID 1.

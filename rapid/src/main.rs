@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rapid::config::{Args, Config};
+use rapid::supervisor::vm_init;
 use tracing_subscriber::EnvFilter;
 
 fn init_tracing(level: &str, format: &str) {
@@ -32,6 +33,17 @@ fn main() -> ExitCode {
     if let rapid::config::Bootstrap::Missing(why) = &cfg.bootstrap {
         tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
     }
+    let init_mode = cfg.init_mode || vm_init::auto_detect();
+    if init_mode {
+        if let Err(e) = vm_init::prepare(&cfg.hostname) {
+            tracing::error!("{e}");
+            eprintln!("rapid: {e}");
+            // PID 1 of a VM must not exit: power off; only if that is refused, exit.
+            let why = vm_init::power_off();
+            eprintln!("rapid: power off failed: {why}");
+            return ExitCode::from(rapid::exit_code::INIT);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,5 +54,12 @@ fn main() -> ExitCode {
             return ExitCode::from(rapid::exit_code::SETUP);
         }
     };
-    runtime.block_on(rapid::run(cfg))
+    let code = runtime.block_on(rapid::run(cfg));
+    drop(runtime);
+    if init_mode {
+        // PID 1 of a VM never exits: the machine goes down with it.
+        let why = vm_init::power_off();
+        eprintln!("rapid: power off failed: {why}");
+    }
+    code
 }

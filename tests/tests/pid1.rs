@@ -164,3 +164,101 @@ fn start_up_errors_as_pid1_have_their_exit_codes() {
         .unwrap();
     assert_eq!(status.code(), Some(3));
 }
+
+#[test]
+fn init_mode_prepares_the_machine_and_powers_off() {
+    if !namespaces_available() {
+        return;
+    }
+    // Private mount, UTS and PID namespaces: the mounts, the hostname and the
+    // power-off stay inside. /etc/hosts is a bind-mounted copy.
+    let dir = TempDir::new("vm-init");
+    let hosts = dir.path("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    let invoke = format!("127.0.0.1:{}", free_port());
+    let api = format!("127.0.0.1:{}", free_port());
+    let script = format!(
+        "mount --bind {hosts} /etc/hosts && exec {rapid} --init --hostname vmtest \
+         --runtime-interface-emulator-address {invoke} --runtime-api-address {api} \
+         --extensions-dir /nonexistent {fx}",
+        hosts = hosts.display(),
+        rapid = rapid_bin().display(),
+        fx = env!("CARGO_BIN_EXE_fx-lambda"),
+    );
+    let err = dir.path("stderr");
+    let mut unshare = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = invoke.parse().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_ok()),
+        "{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    let resp = request(
+        addr,
+        "POST",
+        "/2015-03-31/functions/function/invocations",
+        &[],
+        br#"{"x":1}"#,
+    );
+    assert_eq!(resp.json()["x"], 1);
+    let log = std::fs::read_to_string(&err).unwrap();
+    for step in [
+        "init: mounted fstype=\"proc\" target=\"/proc\"",
+        "init: hostname set hostname=\"vmtest\"",
+        "init: loopback up",
+        "init: RLIMIT_NOFILE raised",
+        "init: machine ready",
+    ] {
+        assert!(log.contains(step), "missing {step:?} in:\n{log}");
+    }
+    assert!(std::fs::read_to_string(&hosts)
+        .unwrap()
+        .contains("sandbox.localdomain"));
+
+    // SIGTERM: orderly shutdown, then power off instead of exiting — in a PID
+    // namespace the kernel ends its init as if by SIGINT.
+    let rapid = children(unshare.id() as i32)
+        .into_iter()
+        .map(|(p, _)| p)
+        .next()
+        .unwrap();
+    // SAFETY: signalling a process this test started (via unshare).
+    unsafe {
+        libc::kill(rapid, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = unshare.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "no power off");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let log = std::fs::read_to_string(&err).unwrap();
+    assert!(log.contains("shutdown complete"), "{log}");
+    assert!(log.contains("init: sync and power off"), "{log}");
+    assert!(!log.contains("power off failed"), "{log}");
+    use std::os::unix::process::ExitStatusExt;
+    let ended_by_sigint =
+        status.code() == Some(128 + libc::SIGINT) || status.signal() == Some(libc::SIGINT);
+    assert!(ended_by_sigint, "{status:?}\n{log}");
+}

@@ -4,6 +4,7 @@
 pub mod memory;
 mod reaper;
 mod spawn;
+pub mod vm_init;
 
 pub use reaper::{ChildExit, ExitReason, Reaper};
 pub use spawn::{kill_group, kill_orphans, kill_tree, SpawnSpec, Spawned};
