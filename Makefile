@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test bench lint fmt clean
+.PHONY: all build run test test-vm bench lint fmt clean
 
 all: build
 
@@ -20,6 +20,10 @@ run: build
 test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## make test-vm: boot a microVM (qemu, Debian kernel) whose /init is rapid; invoke, shut down, power off
+test-vm:
+	bash vm/test-vm.sh
 
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
 bench:

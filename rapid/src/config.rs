@@ -110,8 +110,23 @@ pub struct Args {
     /// RLIMIT_NOFILE, map sandbox.localdomain in /etc/hosts, and power the
     /// machine off at the end instead of exiting. Automatic when rapid is PID 1
     /// and /proc is not mounted.
-    #[arg(long, env = "RAPID_INIT")]
+    #[arg(long, env = "RAPID_INIT", value_parser = clap::builder::BoolishValueParser::new())]
     pub init: bool,
+
+    /// Init mode: kernel modules to load first, in order (colon-separated
+    /// paths of uncompressed .ko files), e.g. the virtio network driver.
+    #[arg(
+        long,
+        env = "RAPID_INIT_MODULES",
+        value_delimiter = ':',
+        value_name = "KO:KO..."
+    )]
+    pub init_modules: Vec<PathBuf>,
+
+    /// Init mode: configure a network interface, `IFACE=ADDR/PREFIX`
+    /// (e.g. eth0=10.0.2.15/24).
+    #[arg(long, env = "RAPID_INIT_NET", value_name = "IFACE=ADDR/PREFIX")]
+    pub init_net: Option<String>,
 
     /// Hostname set in init mode.
     #[arg(long, env = "RAPID_HOSTNAME", default_value = "rapid", value_parser = parse_name)]
@@ -139,14 +154,14 @@ pub struct Args {
     pub scratch_dir: Option<PathBuf>,
 
     /// Shape streamed responses as Lambda does: 2 MiB/s after the first 6 MiB.
-    #[arg(long, env = "RAPID_STREAM_SHAPING")]
+    #[arg(long, env = "RAPID_STREAM_SHAPING", value_parser = clap::builder::BoolishValueParser::new())]
     pub stream_shaping: bool,
 
     /// Init caching (SnapStart-style): the runtime is told
     /// AWS_LAMBDA_INITIALIZATION_TYPE=snap-start, ends its init in
     /// /runtime/restore/next, and resumes after a Restore (at once, or on
     /// `POST /v1/restore` with the control API).
-    #[arg(long, env = "ENABLE_INIT_CACHING")]
+    #[arg(long, env = "ENABLE_INIT_CACHING", value_parser = clap::builder::BoolishValueParser::new())]
     pub enable_init_caching: bool,
 
     /// Restore timeout: seconds or a duration.
@@ -258,8 +273,8 @@ pub struct Config {
     pub restore_timeout: Duration,
     /// microVM init mode.
     pub init_mode: bool,
-    /// Hostname in init mode.
-    pub hostname: String,
+    /// What init mode prepares.
+    pub machine: crate::supervisor::vm_init::Machine,
     /// Control API address.
     pub control_api_address: Option<SocketAddr>,
     /// Control API bearer token.
@@ -397,7 +412,11 @@ impl Config {
             .then(|| interop::RequestId::generate().to_string()),
             restore_timeout: args.restore_timeout,
             init_mode: args.init,
-            hostname: args.hostname.clone(),
+            machine: crate::supervisor::vm_init::Machine {
+                hostname: args.hostname.clone(),
+                modules: args.init_modules.clone(),
+                net: args.init_net.clone(),
+            },
             control_api_address: args.control_api_address,
             control_token: None,
             one_shot: match args.one_shot.as_deref() {
@@ -461,6 +480,14 @@ mod tests {
         let a = Args::try_parse_from(["rapid", "/bin/sh", "-c", "echo hi", "--x"]).unwrap();
         assert_eq!(a.command, vec!["/bin/sh", "-c", "echo hi", "--x"]);
         assert!(Args::try_parse_from(["rapid", "--no-such-option"]).is_err());
+    }
+
+    #[test]
+    fn boolean_flags_take_boolish_environment_values() {
+        let a = Args::try_parse_from(["rapid", "--init"]).unwrap();
+        assert!(a.init);
+        let a = Args::try_parse_from(["rapid"]).unwrap();
+        assert!(!a.init);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | `POST /v1/init` | `Init` (all fields optional) | `{"InitSuccess"}` / `{"InitFailure"}` |
 //! | `POST /v1/invoke` | `{"id"?, "deadlineMs"?, "payload", "payloadBase64"?, "contentType"?, "traceId"?, "clientContext"?}` | the response, streamed; `Rapid-Invoke-Result` trailer |
 //! | `POST /v1/reset` | `Reset` | `{"ResetSuccess"}` / `{"ResetFailure"}` |
-//! | `POST /v1/shutdown` | `Shutdown` | `ShutdownSuccess` |
+//! | `POST /v1/shutdown[?exit=true]` | `Shutdown` | `ShutdownSuccess`; with `exit`, rapid then exits |
 //! | `POST /v1/restore` | — | `RestoreResult` (init caching) |
 //!
 //! Out-of-order commands get 409 `InvalidStateTransition`; a missing or wrong
@@ -144,6 +144,7 @@ impl ControlApi {
             );
         }
         let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
         let method = req.method().clone();
         let want = if path == "/v1/state" {
             Method::GET
@@ -202,12 +203,13 @@ impl ControlApi {
                     Err(a) => return a,
                 };
                 let reason = shutdown.reason;
+                // `?exit=true`: rapid itself stops afterwards (and, as a VM's
+                // init, powers the machine off).
+                let exit = query
+                    .split('&')
+                    .any(|kv| kv == "exit=true" || kv == "exit=1");
                 match self
-                    .ask(|done| Command::Shutdown {
-                        reason,
-                        exit: false,
-                        done,
-                    })
+                    .ask(|done| Command::Shutdown { reason, exit, done })
                     .await
                 {
                     Some(Ok(result)) => typed(StatusCode::OK, &result),

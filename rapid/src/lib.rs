@@ -189,18 +189,18 @@ pub async fn run(cfg: Config) -> ExitCode {
         _ = sigterm.recv() => "SIGTERM",
         _ = sigint.recv() => "SIGINT",
         _ = &mut engine_task => {
-            // The engine stops on its own only in `--one-shot=exit`, after the invoke.
+            // The engine stops on its own after `--one-shot=exit`'s invoke, or a
+            // control-API shutdown with `?exit=true`.
             shutting_down.store(true, Ordering::Relaxed);
             // Let the answer of the one invoke reach its client.
             let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
             while inflight.count() > 0 && tokio::time::Instant::now() < until {
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
-            // Give the connection task a few turns to flush what it wrote.
-            for _ in 0..8 {
-                tokio::task::yield_now().await;
-            }
-            tracing::info!("one-shot complete; exiting");
+            // Give the connection tasks (the answer to the invoke, or to the
+            // control API's shutdown) a moment to flush what they wrote.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tracing::info!("the sandbox is shut down; exiting");
             return ExitCode::from(exit_code::OK);
         }
     };

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     }
     let init_mode = cfg.init_mode || vm_init::auto_detect();
     if init_mode {
-        if let Err(e) = vm_init::prepare(&cfg.hostname) {
+        if let Err(e) = vm_init::prepare(&cfg.machine) {
             tracing::error!("{e}");
             eprintln!("rapid: {e}");
             // PID 1 of a VM must not exit: power off; only if that is refused, exit.

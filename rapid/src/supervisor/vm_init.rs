@@ -141,14 +141,141 @@ fn hosts_file(path: &Path) -> Result<(), InitError> {
     Ok(())
 }
 
+/// Load kernel modules (uncompressed `.ko` files) in the given order; one
+/// already loaded is fine.
+fn load_modules(paths: &[std::path::PathBuf]) -> Result<(), InitError> {
+    for p in paths {
+        let f = std::fs::File::open(p).map_err(|e| InitError {
+            step: format!("open module {}", p.display()),
+            source: e,
+        })?;
+        let params = cstr("");
+        // SAFETY: a valid fd and a NUL-terminated (empty) parameter string.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_finit_module,
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                params.as_ptr(),
+                0,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(InitError {
+                    step: format!("load module {}", p.display()),
+                    source: e,
+                });
+            }
+        }
+        tracing::info!(module = %p.display(), "init: module loaded");
+    }
+    Ok(())
+}
+
+/// `IFACE=A.B.C.D/PREFIX`: wait (up to 5 s) for the interface to appear,
+/// give it the address and bring it up.
+fn configure_net(spec: &str) -> Result<(), InitError> {
+    let bad = |why: &str| InitError {
+        step: format!("network {spec}"),
+        source: io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()),
+    };
+    let (iface, cidr) = spec
+        .split_once('=')
+        .ok_or_else(|| bad("expected IFACE=ADDR/PREFIX"))?;
+    let (addr, prefix) = cidr
+        .split_once('/')
+        .ok_or_else(|| bad("expected ADDR/PREFIX"))?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad("not an IPv4 address"))?;
+    let prefix: u32 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .ok_or_else(|| bad("bad prefix"))?;
+    if iface.is_empty() || iface.len() >= libc::IFNAMSIZ {
+        return Err(bad("bad interface name"));
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !Path::new(&format!("/sys/class/net/{iface}")).exists() {
+        if std::time::Instant::now() > until {
+            return Err(bad("the interface did not appear"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    let sockaddr = |ip: u32| {
+        // SAFETY: sockaddr_in is plain data.
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = ip.to_be();
+        sa
+    };
+    // SAFETY: a datagram socket for interface ioctls, closed below; ifreq is
+    // plain data and the name fits (checked above).
+    let rc = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            -1
+        } else {
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (i, b) in iface.bytes().enumerate() {
+                req.ifr_name[i] = b as libc::c_char;
+            }
+            let set = |req: &mut libc::ifreq, ip: u32| {
+                let sa = sockaddr(ip);
+                std::ptr::copy_nonoverlapping(
+                    (&sa as *const libc::sockaddr_in).cast::<u8>(),
+                    &mut req.ifr_ifru as *mut _ as *mut u8,
+                    std::mem::size_of::<libc::sockaddr_in>(),
+                );
+            };
+            set(&mut req, u32::from(addr));
+            let mut rc = libc::ioctl(fd, libc::SIOCSIFADDR, &req);
+            if rc == 0 {
+                set(&mut req, mask);
+                rc = libc::ioctl(fd, libc::SIOCSIFNETMASK, &req);
+            }
+            if rc == 0 {
+                rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+                if rc == 0 {
+                    req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+                    rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+                }
+            }
+            libc::close(fd);
+            rc
+        }
+    };
+    check(&format!("configure {iface}"), rc)?;
+    tracing::info!(iface, %addr, prefix, "init: network up");
+    Ok(())
+}
+
 /// Whether rapid should act as a VM's init without being asked: PID 1 with
 /// no `/proc` mounted.
 pub fn auto_detect() -> bool {
     std::process::id() == 1 && !Path::new("/proc/self").exists()
 }
 
-/// Prepare the system: filesystems, hostname, loopback, limits, hosts file.
-pub fn prepare(hostname: &str) -> Result<(), InitError> {
+/// What init mode sets up beyond the fixed steps.
+#[derive(Debug, Clone, Default)]
+pub struct Machine {
+    /// Hostname.
+    pub hostname: String,
+    /// Kernel modules to load, in order (e.g. virtio drivers).
+    pub modules: Vec<std::path::PathBuf>,
+    /// `IFACE=ADDR/PREFIX` to configure.
+    pub net: Option<String>,
+}
+
+/// Prepare the system: filesystems, modules, hostname, loopback, network,
+/// limits, hosts file.
+pub fn prepare(m: &Machine) -> Result<(), InitError> {
+    let hostname = m.hostname.as_str();
     tracing::info!("init: preparing the machine");
     // A fresh /proc for this PID namespace, whatever was there.
     mount(
@@ -198,8 +325,12 @@ pub fn prepare(hostname: &str) -> Result<(), InitError> {
         }
         mount(fstype, target, flags, data)?;
     }
+    load_modules(&m.modules)?;
     set_hostname(hostname)?;
     loopback_up()?;
+    if let Some(net) = &m.net {
+        configure_net(net)?;
+    }
     raise_nofile()?;
     hosts_file(Path::new("/etc/hosts"))?;
     tracing::info!("init: machine ready");
