@@ -30,6 +30,19 @@ use crate::invoke_api::InvokeApi;
 use crate::output::Output;
 use crate::supervisor::Reaper;
 
+/// The name of the next of several signals to arrive.
+async fn next_signal(signals: &mut [(tokio::signal::unix::Signal, &'static str)]) -> &'static str {
+    std::future::poll_fn(|cx| {
+        for (s, name) in signals.iter_mut() {
+            if s.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*name);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 /// Exit codes of the `rapid` binary.
 pub mod exit_code {
     /// Clean shutdown after SIGTERM/SIGINT.
@@ -68,16 +81,26 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Exi
 pub async fn run(cfg: Config) -> ExitCode {
     let cfg = Arc::new(cfg);
     become_subreaper();
-    let (mut sigterm, mut sigint) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("rapid: cannot install signal handlers: {e}");
-            return ExitCode::from(exit_code::SETUP);
+    // SIGTERM, SIGINT, SIGHUP and SIGQUIT all mean "stop in order" (as PID 1
+    // nothing else would stop rapid cleanly); SIGUSR1/SIGUSR2 are caught and
+    // logged so they never kill rapid by default.
+    let mut signals = Vec::new();
+    for (kind, name) in [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ] {
+        match signal(kind) {
+            Ok(s) => signals.push((s, name)),
+            Err(e) => {
+                eprintln!("rapid: cannot install the {name} handler: {e}");
+                return ExitCode::from(exit_code::SETUP);
+            }
         }
-    };
+    }
     let reaper = match Reaper::start() {
         Ok(r) => r,
         Err(e) => {
@@ -185,9 +208,21 @@ pub async fn run(cfg: Config) -> ExitCode {
     );
     let mut engine_task = engine::spawn(engine);
 
+    let stop_signal = async {
+        loop {
+            let name = next_signal(&mut signals).await;
+            if name.starts_with("SIGUSR") {
+                tracing::info!(
+                    signal = name,
+                    "ignored (rapid stops on SIGTERM, SIGINT, SIGHUP, SIGQUIT)"
+                );
+                continue;
+            }
+            return name;
+        }
+    };
     let which = tokio::select! {
-        _ = sigterm.recv() => "SIGTERM",
-        _ = sigint.recv() => "SIGINT",
+        name = stop_signal => name,
         _ = &mut engine_task => {
             // The engine stops on its own after `--one-shot=exit`'s invoke, or a
             // control-API shutdown with `?exit=true`.

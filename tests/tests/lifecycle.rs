@@ -601,3 +601,21 @@ done
         "runtime {runtime} survived"
     );
 }
+
+#[test]
+fn sighup_stops_in_order_and_sigusr1_is_ignored() {
+    let mut r = Rapid::builder().bootstrap(FX).start();
+    r.signal(libc::SIGUSR1);
+    assert!(
+        r.wait_stderr("ignored", Duration::from_secs(5)),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(r.invoke(br#"{"still":"here"}"#).json()["still"], "here");
+    r.signal(libc::SIGHUP);
+    assert_eq!(
+        r.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+    assert!(r.stderr().contains("shutdown complete"));
+}
