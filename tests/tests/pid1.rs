@@ -262,3 +262,39 @@ fn init_mode_prepares_the_machine_and_powers_off() {
         status.code() == Some(128 + libc::SIGINT) || status.signal() == Some(libc::SIGINT);
     assert!(ended_by_sigint, "{status:?}\n{log}");
 }
+
+#[test]
+fn children_inherit_no_descriptor_of_rapid() {
+    // The runtime's own descriptors: only stdin/stdout/stderr (and what the
+    // shell opens itself, never a socket): rapid's listeners and connections
+    // are close-on-exec.
+    let dir = TempDir::new("cloexec");
+    let out = dir.path("fds");
+    let boot = dir.script(
+        "bootstrap",
+        &format!(
+            r#"#!/bin/sh
+ls -l /proc/$$/fd > {out}
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  H=$(mktemp)
+  curl -s -D "$H" -o /dev/null "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
+  curl -s -o /dev/null -X POST -d '"ok"' "$API/invocation/$ID/response"
+done
+"#,
+            out = out.display()
+        ),
+    );
+    let r = rapid_tests::Rapid::builder().bootstrap(&boot).start();
+    assert_eq!(r.invoke(b"{}").text(), "\"ok\"");
+    let fds = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !fds.contains("socket:"),
+        "a socket leaked into the runtime:\n{fds}"
+    );
+    assert!(
+        !fds.contains("anon_inode:[eventpoll]"),
+        "rapid's epoll leaked:\n{fds}"
+    );
+}
