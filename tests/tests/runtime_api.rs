@@ -263,8 +263,17 @@ sleep 30
     assert_eq!(resp.header("x-amz-function-error"), Some("Unhandled"));
     assert_eq!(resp.error_type(), "Runtime.NoConfig");
     assert_eq!(resp.error_message(), "no config");
-    let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.lines().all(|l| l.ends_with(" 202")), "{text}");
+    // rapid kills the runtime's group right after accepting /init/error, so
+    // curl may die before it writes everything: whatever it wrote is the 202's.
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        text.trim().is_empty() || text.contains(r#"{"status":"OK"}"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("errorType"),
+        "the init error call was refused: {text}"
+    );
 }
 
 #[test]

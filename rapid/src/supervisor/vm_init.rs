@@ -323,6 +323,14 @@ pub fn prepare(m: &Machine) -> Result<(), InitError> {
             tracing::info!(target, "init: already mounted");
             continue;
         }
+        // A tmpfs must not hide files that are already there (a rootfs that
+        // ships /tmp or /run content keeps it).
+        let has_files =
+            fstype == "tmpfs" && std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
+        if has_files {
+            tracing::info!(target, "init: not empty, left as it is");
+            continue;
+        }
         mount(fstype, target, flags, data)?;
     }
     load_modules(&m.modules)?;
