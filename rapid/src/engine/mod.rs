@@ -90,10 +90,6 @@ impl Admissions {
         Some(Admission(self.0.clone()))
     }
 
-    /// Invokes outstanding now.
-    pub fn outstanding(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Acquire)
-    }
 }
 
 impl Drop for Admission {
