@@ -6,13 +6,28 @@ use std::process::Command;
 
 use rapid_tests::{free_port, rapid_bin};
 
+/// Run rapid to completion; one that does not stop within 10 s (it started
+/// serving instead of refusing its arguments) is killed and the test fails.
 fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = Command::new(rapid_bin());
-    c.args(args);
+    c.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("run rapid")
+    let mut child = c.spawn().expect("run rapid");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rapid {args:?} did not stop within 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait_with_output().expect("output")
 }
 
 #[test]

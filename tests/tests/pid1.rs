@@ -23,6 +23,25 @@ fn namespaces_available() -> bool {
     ok
 }
 
+/// Kills (and reaps) the `unshare` process tree if a test ends early, so a
+/// failed assertion never leaves a namespace running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            for (c, _) in children(self.0.id() as i32) {
+                // SAFETY: signalling processes this test started.
+                unsafe {
+                    libc::kill(c, libc::SIGKILL);
+                }
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Direct children of `pid` with their states.
 fn children(pid: i32) -> Vec<(i32, char)> {
     let mut out = Vec::new();
@@ -68,27 +87,29 @@ done
     );
     let invoke = format!("127.0.0.1:{}", free_port());
     let api = format!("127.0.0.1:{}", free_port());
-    let mut unshare = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(rapid_bin())
-        .args([
-            "--runtime-interface-emulator-address",
-            &invoke,
-            "--runtime-api-address",
-            &api,
-        ])
-        .args(["--extensions-dir", "/nonexistent"])
-        .arg(&boot)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut unshare = KillOnDrop(
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(rapid_bin())
+            .args([
+                "--runtime-interface-emulator-address",
+                &invoke,
+                "--runtime-api-address",
+                &api,
+            ])
+            .args(["--extensions-dir", "/nonexistent"])
+            .arg(&boot)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let addr = invoke.parse().unwrap();
     assert!(eventually(Duration::from_secs(10), || {
         std::net::TcpStream::connect(addr).is_ok()
     }));
     // rapid is unshare's only child, and PID 1 inside.
-    let rapid = children(unshare.id() as i32)[0].0;
+    let rapid = children(unshare.0.id() as i32)[0].0;
     let nspid = std::fs::read_to_string(format!("/proc/{rapid}/status"))
         .unwrap()
         .lines()
@@ -121,7 +142,7 @@ done
         libc::kill(rapid, libc::SIGTERM);
     }
     let status = loop {
-        if let Some(s) = unshare.try_wait().unwrap() {
+        if let Some(s) = unshare.0.try_wait().unwrap() {
             break s;
         }
         assert!(t.elapsed() < Duration::from_secs(5), "rapid did not exit");
@@ -186,23 +207,25 @@ fn init_mode_prepares_the_machine_and_powers_off() {
         fx = env!("CARGO_BIN_EXE_fx-lambda"),
     );
     let err = dir.path("stderr");
-    let mut unshare = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount",
-            "--uts",
-            "--propagation",
-            "private",
-            "--kill-child",
-            "sh",
-            "-c",
-        ])
-        .arg(&script)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+    let mut unshare = KillOnDrop(
+        Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                "--kill-child",
+                "sh",
+                "-c",
+            ])
+            .arg(&script)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let addr = invoke.parse().unwrap();
     assert!(
         eventually(Duration::from_secs(10), || std::net::TcpStream::connect(
@@ -236,7 +259,7 @@ fn init_mode_prepares_the_machine_and_powers_off() {
 
     // SIGTERM: orderly shutdown, then power off instead of exiting — in a PID
     // namespace the kernel ends its init as if by SIGINT.
-    let rapid = children(unshare.id() as i32)
+    let rapid = children(unshare.0.id() as i32)
         .into_iter()
         .map(|(p, _)| p)
         .next()
@@ -247,7 +270,7 @@ fn init_mode_prepares_the_machine_and_powers_off() {
     }
     let t = Instant::now();
     let status = loop {
-        if let Some(s) = unshare.try_wait().unwrap() {
+        if let Some(s) = unshare.0.try_wait().unwrap() {
             break s;
         }
         assert!(t.elapsed() < Duration::from_secs(5), "no power off");

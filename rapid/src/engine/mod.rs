@@ -89,7 +89,6 @@ impl Admissions {
         }
         Some(Admission(self.0.clone()))
     }
-
 }
 
 impl Drop for Admission {
