@@ -608,3 +608,28 @@ pub fn stream(addr: SocketAddr, path: &str, body: &[u8], stop_after: Option<usiz
     })();
     out
 }
+
+/// A shell runtime speaking the Runtime API with curl: `prelude` runs once,
+/// then for every invoke `$ID` is the request id and `$H` the file holding the
+/// `/next` answer's headers; `per_invoke` must post the response (or error).
+pub fn shell_runtime(dir: &TempDir, prelude: &str, per_invoke: &str) -> PathBuf {
+    dir.script(
+        "bootstrap",
+        &format!(
+            r#"#!/bin/sh
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+{prelude}
+while true; do
+  H=$(mktemp)
+  curl -s -D "$H" -o /dev/null "$API/invocation/next"
+  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
+{per_invoke}
+done
+"#
+        ),
+    )
+}
+
+/// Post `body` as the response of invoke `$ID` (for [`shell_runtime`]).
+pub const POST_OK: &str =
+    r#"  curl -s -o /dev/null -X POST -d '"ok"' "$API/invocation/$ID/response""#;

@@ -255,24 +255,17 @@ sleep 30
 }
 
 fn one_shot_bootstrap(dir: &TempDir, scratch: &std::path::Path) -> std::path::PathBuf {
-    dir.script(
-        "bootstrap",
+    rapid_tests::shell_runtime(
+        dir,
+        "",
         &format!(
-            r#"#!/bin/sh
-API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
-while true; do
-  H=$(mktemp)
-  curl -s -D "$H" -o /dev/null "$API/invocation/next"
-  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
-  if [ -e {s}/marker ]; then M=yes; else M=no; fi
+            r#"  if [ -e {s}/marker ]; then M=yes; else M=no; fi
   touch {s}/marker
   sleep 1000 &
   CHILD=$!
   FX_STATE="${{FX_STATE:-fresh}}"
   curl -s -o /dev/null -X POST -d "{{\"pid\":$$,\"marker\":\"$M\",\"child\":$CHILD,\"env\":\"$FX_STATE\"}}" "$API/invocation/$ID/response"
-  export FX_STATE=changed
-done
-"#,
+  export FX_STATE=changed"#,
             s = scratch.display()
         ),
     )
@@ -327,20 +320,12 @@ fn one_shot_exit_serves_one_invoke_then_exits_zero() {
 #[test]
 fn credentials_endpoint_with_init_caching() {
     let dir = TempDir::new("creds");
-    let boot = dir.script(
-        "bootstrap",
-        r#"#!/bin/sh
-API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
-curl -s -o /dev/null "$API/restore/next"
-while true; do
-  H=$(mktemp)
-  curl -s -D "$H" -o /dev/null "$API/invocation/next"
-  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
-  C=$(curl -s -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" "$AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    let boot = rapid_tests::shell_runtime(
+        &dir,
+        r#"curl -s -o /dev/null "$API/restore/next""#,
+        r#"  C=$(curl -s -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" "$AWS_CONTAINER_CREDENTIALS_FULL_URI")
   BAD=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: wrong" "$AWS_CONTAINER_CREDENTIALS_FULL_URI")
-  curl -s -o /dev/null -X POST -d "{\"creds\":$C,\"bad\":$BAD}" "$API/invocation/$ID/response"
-done
-"#,
+  curl -s -o /dev/null -X POST -d "{\"creds\":$C,\"bad\":$BAD}" "$API/invocation/$ID/response""#,
     );
     let r = Rapid::builder()
         .bootstrap(&boot)

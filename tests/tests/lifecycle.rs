@@ -258,22 +258,10 @@ fn sigterm_exits_zero_and_leaves_nothing_behind() {
 fn sigterm_kills_a_setsid_grandchild() {
     let dir = TempDir::new("setsid");
     let pidfile = dir.path("grandchild.pid");
-    let boot = dir.script(
-        "bootstrap",
-        &format!(
-            r#"#!/bin/sh
-setsid sleep 1000 &
-echo $! > {pidfile}
-API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
-while true; do
-  H=$(mktemp)
-  curl -s -D "$H" -o /dev/null "$API/invocation/next"
-  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
-  curl -s -o /dev/null -X POST -d '"ok"' "$API/invocation/$ID/response"
-done
-"#,
-            pidfile = pidfile.display()
-        ),
+    let boot = rapid_tests::shell_runtime(
+        &dir,
+        &format!("setsid sleep 1000 &\necho $! > {}", pidfile.display()),
+        rapid_tests::POST_OK,
     );
     let mut r = Rapid::builder().bootstrap(&boot).start();
     assert_eq!(r.invoke(b"{}").text(), "\"ok\"");
@@ -571,18 +559,10 @@ fn sigint_exits_zero_promptly() {
 #[test]
 fn sigterm_is_prompt_even_when_the_runtime_ignores_it() {
     let dir = TempDir::new("deaf");
-    let boot = dir.script(
-        "bootstrap",
-        r#"#!/bin/sh
-trap '' TERM
-API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
-while true; do
-  H=$(mktemp)
-  curl -s -D "$H" -o /dev/null "$API/invocation/next"
-  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
-  curl -s -o /dev/null -X POST -d "\"$$\"" "$API/invocation/$ID/response"
-done
-"#,
+    let boot = rapid_tests::shell_runtime(
+        &dir,
+        "trap '' TERM",
+        r#"  curl -s -o /dev/null -X POST -d "\"$$\"" "$API/invocation/$ID/response""#,
     );
     let mut r = Rapid::builder().bootstrap(&boot).start();
     let runtime: i32 = r.invoke(b"{}").json().as_str().unwrap().parse().unwrap();

@@ -72,18 +72,11 @@ fn pid1_reaps_orphans_and_shuts_down_cleanly() {
     }
     let dir = TempDir::new("pid1");
     // Each invoke leaves a double-forked orphan that exits 50 ms later.
-    let boot = dir.script(
-        "bootstrap",
-        r#"#!/bin/sh
-API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
-while true; do
-  H=$(mktemp)
-  curl -s -D "$H" -o /dev/null "$API/invocation/next"
-  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
-  (sh -c 'sleep 0.05' &)
-  curl -s -o /dev/null -X POST -d "{\"pid\":$$}" "$API/invocation/$ID/response"
-done
-"#,
+    let boot = rapid_tests::shell_runtime(
+        &dir,
+        "",
+        r#"  (sh -c 'sleep 0.05' &)
+  curl -s -o /dev/null -X POST -d "{\"pid\":$$}" "$API/invocation/$ID/response""#,
     );
     let invoke = format!("127.0.0.1:{}", free_port());
     let api = format!("127.0.0.1:{}", free_port());
@@ -293,21 +286,10 @@ fn children_inherit_no_descriptor_of_rapid() {
     // are close-on-exec.
     let dir = TempDir::new("cloexec");
     let out = dir.path("fds");
-    let boot = dir.script(
-        "bootstrap",
-        &format!(
-            r#"#!/bin/sh
-ls -l /proc/$$/fd > {out}
-API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
-while true; do
-  H=$(mktemp)
-  curl -s -D "$H" -o /dev/null "$API/invocation/next"
-  ID=$(grep -i '^lambda-runtime-aws-request-id:' "$H" | cut -d' ' -f2 | tr -d '\r')
-  curl -s -o /dev/null -X POST -d '"ok"' "$API/invocation/$ID/response"
-done
-"#,
-            out = out.display()
-        ),
+    let boot = rapid_tests::shell_runtime(
+        &dir,
+        &format!("ls -l /proc/$$/fd > {}", out.display()),
+        rapid_tests::POST_OK,
     );
     let r = rapid_tests::Rapid::builder().bootstrap(&boot).start();
     assert_eq!(r.invoke(b"{}").text(), "\"ok\"");
