@@ -5,6 +5,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// How long any one answer may take before the run fails.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One keep-alive connection.
 pub struct Conn {
     reader: BufReader<TcpStream>,
@@ -19,7 +22,7 @@ impl Conn {
             match TcpStream::connect(addr) {
                 Ok(s) => {
                     s.set_nodelay(true)?;
-                    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+                    s.set_read_timeout(Some(READ_TIMEOUT))?;
                     let writer = s.try_clone()?;
                     return Ok(Conn {
                         reader: BufReader::with_capacity(256 * 1024, s),
@@ -35,7 +38,7 @@ impl Conn {
     /// POST `body` to `path`; returns the status and the body.
     pub fn post(&mut self, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
         self.send(path, body)?;
-        self.read_response(|_| {})
+        self.read_response(|_| {}).map_err(timeout_message)
     }
 
     /// Write a POST request.
@@ -120,6 +123,17 @@ impl Conn {
     }
 }
 
+/// A read that timed out says so (instead of "Resource temporarily unavailable").
+fn timeout_message(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {} s", READ_TIMEOUT.as_secs()),
+        ),
+        _ => e,
+    }
+}
+
 /// Latency figures of a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Latency {
@@ -131,7 +145,14 @@ pub struct Latency {
     pub count: usize,
 }
 
-/// `n` sequential invokes after `warm` warm-up ones; every answer is checked.
+/// The request body of every invoke (~24 bytes); the echo function answers it back.
+pub const BODY: &[u8] = br#"{"hello":"world","n":1}"#;
+
+/// A run stops early after this many wrong answers (it fails either way).
+const MAX_ERRORS: usize = 100;
+
+/// `n` sequential invokes after `warm` warm-up ones, within `limit`; every
+/// answer is checked (status 200, body equal to the request).
 pub fn measure(
     addr: SocketAddr,
     path: &str,
@@ -140,30 +161,65 @@ pub fn measure(
     limit: Duration,
 ) -> std::io::Result<Latency> {
     let mut c = Conn::connect(addr, Duration::from_secs(10))?;
-    let body = br#"{"hello":"world","n":1}"#;
+    let mut errors = Errors::new(addr);
+    let started = Instant::now();
     for _ in 0..warm {
-        check(c.post(path, body)?, body)?;
+        errors.check(c.post(path, BODY)?)?;
+        if started.elapsed() >= limit {
+            break;
+        }
     }
     let mut samples = Vec::with_capacity(n);
     let started = Instant::now();
     while samples.len() < n && started.elapsed() < limit {
         let t = Instant::now();
-        let r = c.post(path, body)?;
+        let r = c.post(path, BODY)?;
         samples.push(t.elapsed());
-        check(r, body)?;
+        errors.check(r)?;
     }
     let total = started.elapsed();
+    errors.fail_if_any()?;
     Ok(summarise(samples, total))
 }
 
-fn check((status, got): (u16, Vec<u8>), want: &[u8]) -> std::io::Result<()> {
-    if status != 200 || got != want {
-        return Err(std::io::Error::other(format!(
-            "bad answer {status}: {}",
-            String::from_utf8_lossy(&got)
-        )));
+/// Wrong answers seen so far from `addr`, with the first one kept for the message.
+struct Errors {
+    addr: SocketAddr,
+    count: usize,
+    first: Option<String>,
+}
+
+impl Errors {
+    fn new(addr: SocketAddr) -> Errors {
+        Errors {
+            addr,
+            count: 0,
+            first: None,
+        }
     }
-    Ok(())
+
+    /// Count a wrong answer; give up once there are too many.
+    fn check(&mut self, (status, got): (u16, Vec<u8>)) -> std::io::Result<()> {
+        if status != 200 || got != BODY {
+            self.count += 1;
+            self.first
+                .get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&got)));
+            if self.count >= MAX_ERRORS {
+                return self.fail_if_any();
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_if_any(&self) -> std::io::Result<()> {
+        match &self.first {
+            Some(first) => Err(std::io::Error::other(format!(
+                "{} wrong answer(s) from {} (a run stops after {MAX_ERRORS}); the first: {first}",
+                self.count, self.addr
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Percentiles of `samples`.
@@ -187,36 +243,46 @@ pub fn summarise(mut samples: Vec<Duration>, total: Duration) -> Latency {
 
 /// Measure several targets in alternating rounds over kept connections, so
 /// that a noisy neighbour or a CPU-frequency change hits all of them alike.
-/// Returns one summary per target over all its rounds.
+/// Returns one summary per target over all its rounds; stops starting new
+/// requests once `limit` has passed.
 pub fn interleaved(
     targets: &[SocketAddr],
     path: &str,
     warm: usize,
     rounds: usize,
     per_round: usize,
+    limit: Duration,
 ) -> std::io::Result<Vec<Latency>> {
-    let body = br#"{"hello":"world","n":1}"#;
+    let started = Instant::now();
     let mut conns = Vec::new();
-    for a in targets {
+    let mut errors: Vec<Errors> = targets.iter().map(|a| Errors::new(*a)).collect();
+    for (a, e) in targets.iter().zip(&mut errors) {
         let mut c = Conn::connect(*a, Duration::from_secs(10))?;
         for _ in 0..warm {
-            check(c.post(path, body)?, body)?;
+            e.check(c.post(path, BODY)?)?;
         }
         conns.push(c);
     }
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); targets.len()];
+    let mut samples: Vec<Vec<Duration>> =
+        vec![Vec::with_capacity(rounds * per_round); targets.len()];
     let mut busy = vec![Duration::ZERO; targets.len()];
-    for _ in 0..rounds {
+    'rounds: for _ in 0..rounds {
         for (i, c) in conns.iter_mut().enumerate() {
-            let started = Instant::now();
+            let round = Instant::now();
             for _ in 0..per_round {
                 let t = Instant::now();
-                let r = c.post(path, body)?;
+                let r = c.post(path, BODY)?;
                 samples[i].push(t.elapsed());
-                check(r, body)?;
+                errors[i].check(r)?;
             }
-            busy[i] += started.elapsed();
+            busy[i] += round.elapsed();
+            if started.elapsed() >= limit {
+                break 'rounds;
+            }
         }
+    }
+    for e in &errors {
+        e.fail_if_any()?;
     }
     Ok(samples
         .into_iter()

@@ -30,11 +30,31 @@ struct Opts {
     quick: bool,
 }
 
+const HELP: &str = "\
+rapid-bench: rapid's invoke latency, throughput, memory and cold start beside a
+one-hop floor, measured in one run on loopback, written as markdown.
+
+usage: rapid-bench --rapid PATH --function PATH [--stream-function PATH]
+                   [--out FILE] [--quick]
+
+  --rapid PATH            the rapid binary (target/release/rapid)
+  --function PATH         a lambda_runtime echo function (target/release/echo-function)
+  --stream-function PATH  a streaming function (target/release/fx-stream); without
+                          it the streaming section is skipped
+  --out FILE              write the figures to FILE (docs/benchmarks.md): if FILE has
+                          <!-- bench:core:start --> / <!-- bench:core:end --> markers
+                          only the part between them is replaced, anything else in
+                          the file (sections of other benchmarks) is kept
+  --quick                 a short run, for smoke tests (figures are noisier)
+  -h, --help              this text
+
+Every process the bench starts (rapid, the floor server, the function) is
+stopped when it ends, also on error. `make bench` runs it with the release
+binaries.
+";
+
 fn usage() -> ExitCode {
-    eprintln!(
-        "usage: rapid-bench --rapid PATH --function PATH [--stream-function PATH] [--out FILE] [--quick]\n\
-         Measures rapid on loopback against a one-hop floor; see docs/benchmarks.md."
-    );
+    eprint!("{HELP}");
     ExitCode::from(2)
 }
 
@@ -49,7 +69,10 @@ fn parse() -> Result<Opts, ExitCode> {
             "--stream-function" => stream_function = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from),
             "--quick" => quick = true,
-            "-h" | "--help" => return Err(usage()),
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Err(ExitCode::SUCCESS);
+            }
             other => {
                 eprintln!("rapid-bench: unknown argument {other:?}");
                 return Err(usage());
@@ -136,14 +159,27 @@ fn run(o: &Opts) -> std::io::Result<Report> {
     {
         let mut c = Conn::connect(r.addr, Duration::from_secs(10))?;
         for _ in 0..50 {
-            c.post(INVOKE, b"{}")?;
+            let (status, body) = c.post(INVOKE, client::BODY)?;
+            if status != 200 || body != client::BODY {
+                return Err(std::io::Error::other(format!(
+                    "rapid answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                )));
+            }
         }
         drop(c);
         std::thread::sleep(Duration::from_millis(300));
         rep.rss_idle_kib = procs::memory_kib(r.pid()).0;
         let targets = [floor.addr, r.addr, with_ext.addr, with_tel.addr];
         let (lat, max_rss) = procs::with_rss_sampler(r.pid(), || {
-            interleaved(&targets, INVOKE, 1_000, rounds, per_round)
+            interleaved(
+                &targets,
+                INVOKE,
+                2_000,
+                rounds,
+                per_round,
+                Duration::from_secs(if o.quick { 30 } else { 180 }),
+            )
         });
         let lat = lat?;
         rep.floor = Some(lat[0]);
@@ -203,7 +239,7 @@ fn run(o: &Opts) -> std::io::Result<Report> {
     )?);
 
     eprintln!("rapid-bench: cold start");
-    let rounds = if o.quick { 5 } else { 15 };
+    let rounds = if o.quick { 5 } else { 20 };
     let mut own_next = Vec::new();
     let mut own_resp = Vec::new();
     for _ in 0..rounds {
@@ -216,11 +252,12 @@ fn run(o: &Opts) -> std::io::Result<Report> {
         let t = Instant::now();
         let r = procs::rapid(&o.rapid, &o.function, &[], None)?;
         let mut c = Conn::connect(r.addr, Duration::from_secs(10))?;
-        let (status, _) = c.post(INVOKE, b"{}")?;
+        let (status, body) = c.post(INVOKE, client::BODY)?;
         cold.push(t.elapsed());
-        if status != 200 {
+        if status != 200 || body != client::BODY {
             return Err(std::io::Error::other(format!(
-                "cold invoke answered {status}"
+                "cold invoke answered {status}: {}",
+                String::from_utf8_lossy(&body)
             )));
         }
     }

@@ -7,6 +7,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Ask the kernel to SIGTERM `cmd`'s process when the bench dies, so that not
+/// even a panic or a Ctrl-C of the bench leaves rapid, the floor server or a
+/// function behind. (Orderly paths kill and reap through [`Proc`]'s `Drop`.)
+fn die_with_bench(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // async-signal-safe functions (prctl, getppid, raise).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The bench may have died before the prctl took effect.
+            if libc::getppid() == 1 {
+                libc::raise(libc::SIGTERM);
+            }
+            Ok(())
+        })
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -75,7 +96,7 @@ pub fn rapid(
         .parse()
         .map_err(std::io::Error::other)?;
     let api = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(bin)
+    let child = die_with_bench(&mut Command::new(bin))
         .arg("--runtime-interface-emulator-address")
         .arg(addr.to_string())
         .arg("--runtime-api-address")
@@ -101,7 +122,7 @@ pub fn floor() -> std::io::Result<Proc> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
         .parse()
         .map_err(std::io::Error::other)?;
-    let child = Command::new(std::env::current_exe()?)
+    let child = die_with_bench(&mut Command::new(std::env::current_exe()?))
         .arg("floor-server")
         .arg(addr.to_string())
         .stdin(Stdio::null())
@@ -147,7 +168,7 @@ pub fn runtime_startup(function: &Path) -> std::io::Result<(Duration, Duration)>
     let api = listener.local_addr()?;
     let (tx, rx) = std::sync::mpsc::channel::<(&'static str, Instant)>();
     let t0 = Instant::now();
-    let mut child = Command::new(function)
+    let mut child = die_with_bench(&mut Command::new(function))
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -318,7 +339,7 @@ fn read_answer(r: &mut BufReader<TcpStream>, want: &str) -> std::io::Result<(Str
 pub fn runtime_cycle(function: &Path, warm: usize, n: usize) -> std::io::Result<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let api = listener.local_addr()?;
-    let mut child = Command::new(function)
+    let mut child = die_with_bench(&mut Command::new(function))
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")

@@ -82,8 +82,6 @@ impl Report {
             s.push_str(&line);
             s.push('\n');
         };
-        push(&mut s, "# Benchmarks".into());
-        push(&mut s, String::new());
         push(
             &mut s,
             format!(
@@ -238,6 +236,10 @@ impl Report {
         }
         push(&mut s, String::new());
 
+        if self.stream_floor_mib_s.is_none() {
+            // Run without --stream-function: no streaming section.
+            return s;
+        }
         push(
             &mut s,
             "## Streaming (100 MiB response, 64 KiB chunks; median of alternating runs)".into(),
@@ -269,15 +271,93 @@ impl Report {
     }
 }
 
-/// Write the report, keeping anything after a `<!-- manual -->` marker.
+/// The markers around the part of the file this bench owns.
+pub const START: &str = "<!-- bench:core:start -->";
+pub const END: &str = "<!-- bench:core:end -->";
+
+/// Write the report to `path`: a new file is `# Benchmarks` and the marked
+/// block; in an existing one only the block between [`START`] and [`END`] is
+/// replaced, so sections other benchmarks add around it are kept.
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    let manual = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|old| old.find("<!-- manual -->").map(|i| old[i..].to_owned()));
-    let mut out = text.to_owned();
-    if let Some(m) = manual {
-        out.push('\n');
-        out.push_str(&m);
+    let block = format!("{START}\n{}\n{END}", text.trim_end());
+    let out = match std::fs::read_to_string(path) {
+        Ok(old) => splice(&old, &block),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("# Benchmarks\n\n{block}\n"),
+        Err(e) => return Err(e),
+    };
+    // Write beside and rename, so an interrupted run never leaves half a file.
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `old` with its marked block replaced by `block`.
+fn splice(old: &str, block: &str) -> String {
+    if let Some(start) = old.find(START) {
+        if let Some(end) = old[start..].find(END).map(|e| start + e + END.len()) {
+            return format!("{}{block}{}", &old[..start], &old[end..]);
+        }
     }
-    std::fs::write(path, out)
+    if old.trim().is_empty() {
+        return format!("# Benchmarks\n\n{block}\n");
+    }
+    // A file written before the markers existed: its generated part is
+    // everything before `<!-- manual -->`; keep what follows.
+    if let Some(manual) = old.find("<!-- manual -->") {
+        return format!("# Benchmarks\n\n{block}\n\n{}", &old[manual..]);
+    }
+    // Anything else is kept whole: the block goes after its first line if
+    // that is a title, else at the top.
+    match old.split_once('\n') {
+        Some((title, rest)) if title.starts_with("# ") => {
+            format!("{title}\n\n{block}\n{rest}")
+        }
+        _ => format!("# Benchmarks\n\n{block}\n\n{old}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_only_the_marked_block() {
+        let old =
+            format!("# Benchmarks\n\nintro\n\n{START}\nold figures\n{END}\n\n## Other\n\nkept\n");
+        let new = splice(&old, &format!("{START}\nnew figures\n{END}"));
+        assert_eq!(
+            new,
+            format!("# Benchmarks\n\nintro\n\n{START}\nnew figures\n{END}\n\n## Other\n\nkept\n")
+        );
+        // Idempotent.
+        assert_eq!(splice(&new, &format!("{START}\nnew figures\n{END}")), new);
+    }
+
+    #[test]
+    fn a_file_from_before_the_markers_keeps_its_manual_part() {
+        let old = "# Benchmarks\n\nold generated\n\n<!-- manual -->\n## Reading\n";
+        let new = splice(old, &format!("{START}\nfigures\n{END}"));
+        assert_eq!(
+            new,
+            format!("# Benchmarks\n\n{START}\nfigures\n{END}\n\n<!-- manual -->\n## Reading\n")
+        );
+    }
+
+    #[test]
+    fn a_file_without_markers_is_kept() {
+        let new = splice("# Benchmarks\n\n## Other\n", &format!("{START}\nx\n{END}"));
+        assert_eq!(
+            new,
+            format!("# Benchmarks\n\n{START}\nx\n{END}\n\n## Other\n")
+        );
+        let new = splice("", &format!("{START}\nx\n{END}"));
+        assert_eq!(new, format!("# Benchmarks\n\n{START}\nx\n{END}\n"));
+    }
+
+    #[test]
+    fn an_unfinished_block_is_not_spliced_into() {
+        let old = format!("# Benchmarks\n\n{START}\nno end\n");
+        let new = splice(&old, &format!("{START}\nx\n{END}"));
+        assert!(new.contains("no end") && new.contains(END));
+    }
 }
