@@ -176,8 +176,12 @@ pub struct Args {
     #[arg(long, env = "RAPID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
+    #[command(flatten)]
+    pub watchdog: crate::watchdog::WatchdogArgs,
+
     /// The runtime to start and its arguments. Default: the first executable of
-    /// /var/task/bootstrap, /opt/bootstrap, /var/runtime/bootstrap.
+    /// /var/task/bootstrap, /opt/bootstrap, /var/runtime/bootstrap. In the
+    /// watchdog modes http, streaming and serializing: the function process.
     #[arg(value_name = "BOOTSTRAP [ARGS]...", trailing_var_arg = true)]
     pub command: Vec<String>,
 }
@@ -285,6 +289,8 @@ pub struct Config {
     pub scratch_dir: Option<PathBuf>,
     /// What to run.
     pub bootstrap: Bootstrap,
+    /// A watchdog mode instead of a Lambda runtime (`--mode`).
+    pub watchdog: Option<crate::watchdog::WatchdogConfig>,
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -294,7 +300,7 @@ fn is_executable(p: &Path) -> bool {
 
 /// Resolve a program name the way a shell would: a path with a slash as given,
 /// else the first executable match on `PATH`.
-fn resolve_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn resolve_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
         return is_executable(&p).then_some(p);
@@ -337,6 +343,9 @@ pub enum ConfigError {
     /// The control API would be reachable off-host without a token.
     #[error("--control-api-address {0} is not a loopback address: give --control-token-file")]
     ControlTokenRequired(SocketAddr),
+    /// The watchdog options cannot run.
+    #[error("{0}")]
+    Watchdog(#[from] crate::watchdog::config::WatchdogConfigError),
     /// The token file cannot be used.
     #[error("--control-token-file {path}: {why}")]
     ControlToken {
@@ -373,8 +382,24 @@ impl Config {
                 return Err(ConfigError::ControlTokenRequired(addr));
             }
         }
+        let watchdog = match args.watchdog.mode {
+            crate::watchdog::Mode::Lambda => None,
+            _ => Some(crate::watchdog::WatchdogConfig::load(
+                &args.watchdog,
+                &args.command,
+                args.one_shot.as_deref().map(|m| {
+                    if m == "exit" {
+                        OneShot::Exit
+                    } else {
+                        OneShot::Recycle
+                    }
+                }),
+                args.scratch_dir.clone(),
+            )?),
+        };
         let mut cfg = Config::from_args(args);
         cfg.control_token = token;
+        cfg.watchdog = watchdog;
         Ok(cfg)
     }
 
@@ -426,6 +451,7 @@ impl Config {
             },
             scratch_dir: args.scratch_dir,
             bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
+            watchdog: None,
         }
     }
 }

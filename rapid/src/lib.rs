@@ -12,6 +12,7 @@ pub mod invoke_api;
 pub mod output;
 pub mod supervisor;
 pub mod telemetry_hub;
+pub mod watchdog;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,8 +80,11 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Exi
 
 /// Run rapid until it is told to stop. Must run inside a current-thread tokio runtime.
 pub async fn run(cfg: Config) -> ExitCode {
-    let cfg = Arc::new(cfg);
     become_subreaper();
+    if let Some(wd) = cfg.watchdog {
+        return watchdog::run(wd).await;
+    }
+    let cfg = Arc::new(cfg);
     // SIGTERM, SIGINT, SIGHUP and SIGQUIT all mean "stop in order" (as PID 1
     // nothing else would stop rapid cleanly); SIGUSR1/SIGUSR2 are caught and
     // logged so they never kill rapid by default.

@@ -21,6 +21,7 @@ fn init_tracing(level: &str, format: &str) {
 }
 
 fn main() -> ExitCode {
+    rapid::watchdog::config::apply_env_aliases();
     let args = Args::parse();
     init_tracing(&args.log_level, &args.log_format);
     let cfg = match Config::load(args) {
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(rapid::exit_code::USAGE);
         }
     };
-    if let rapid::config::Bootstrap::Missing(why) = &cfg.bootstrap {
+    if let (None, rapid::config::Bootstrap::Missing(why)) = (&cfg.watchdog, &cfg.bootstrap) {
         tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
     }
     let init_mode = cfg.init_mode || vm_init::auto_detect();

@@ -123,6 +123,12 @@ impl Output {
         self.send(Msg::Report(r));
     }
 
+    /// Write a piece of a line; `end_of_line` ends it. Pieces of one line must
+    /// come from one sender, in order.
+    pub fn piece(&self, data: Vec<u8>, end_of_line: bool) {
+        self.send(Msg::Bytes { data, end_of_line });
+    }
+
     /// Begin keeping the log tail of the invoke that starts now.
     pub fn capture_start(&self) {
         self.send(Msg::CaptureStart);

@@ -33,6 +33,8 @@ pub struct Spawned {
     pub stdout: OwnedFd,
     /// Read end of its stderr.
     pub stderr: OwnedFd,
+    /// Write end of its stdin, when asked for ([`Reaper::spawn_with_stdin`]).
+    pub stdin: Option<OwnedFd>,
 }
 
 /// Runs in the child between fork and exec; only async-signal-safe calls.
@@ -64,11 +66,29 @@ impl Reaper {
         spec: &SpawnSpec,
         exits: mpsc::UnboundedSender<ChildExit>,
     ) -> io::Result<Spawned> {
+        self.spawn_inner(spec, exits, false)
+    }
+
+    /// Like [`Reaper::spawn`], with a pipe to the child's stdin.
+    pub fn spawn_with_stdin(
+        &self,
+        spec: &SpawnSpec,
+        exits: mpsc::UnboundedSender<ChildExit>,
+    ) -> io::Result<Spawned> {
+        self.spawn_inner(spec, exits, true)
+    }
+
+    fn spawn_inner(
+        &self,
+        spec: &SpawnSpec,
+        exits: mpsc::UnboundedSender<ChildExit>,
+        stdin: bool,
+    ) -> io::Result<Spawned> {
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: child_setup only makes async-signal-safe calls.
@@ -88,11 +108,13 @@ impl Reaper {
             .take()
             .map(OwnedFd::from)
             .ok_or_else(|| io::Error::other("child stderr missing"))?;
+        let stdin = child.stdin.take().map(OwnedFd::from);
         // `child` is dropped without waiting: the reaper owns the wait.
         Ok(Spawned {
             pid,
             stdout,
             stderr,
+            stdin,
         })
     }
 }

@@ -1,0 +1,130 @@
+//! inproc mode: a Rust handler linked into rapid (rapid used as a library).
+//! The handler gets the whole request body and returns a whole response; it
+//! runs in its own task, so a panic is a 500 and the exec timeout a 504 (the
+//! handler's future is dropped).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use super::backend::{Answer, Backend, Body, BoxFuture, Call, Health, Outcome};
+
+/// Largest request body handed to an in-process handler.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// A function served in-process.
+pub trait Handler: Send + Sync + 'static {
+    /// Answer one request.
+    fn handle(&self, req: Request<Bytes>) -> BoxFuture<'static, Response<Bytes>>;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Request<Bytes>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Bytes>> + Send + 'static,
+{
+    fn handle(&self, req: Request<Bytes>) -> BoxFuture<'static, Response<Bytes>> {
+        Box::pin(self(req))
+    }
+}
+
+/// The whole request body, at most [`MAX_BODY`] bytes.
+async fn read_body(mut body: Body) -> Result<Bytes, Answer> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Answer::failed(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {e}"),
+                Outcome::Error,
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_BODY {
+                return Err(Answer::failed(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over {MAX_BODY} bytes"),
+                    Outcome::Error,
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// The inproc backend.
+pub struct Inproc(pub Arc<dyn Handler>);
+
+impl Backend for Inproc {
+    fn start(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn call(&self, req: Request<Body>, call: Call) -> BoxFuture<'_, Answer> {
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let collected = tokio::select! {
+                r = read_body(body) => r,
+                _ = call.expired() => return call.timeout_answer(),
+            };
+            let bytes = match collected {
+                Ok(b) => b,
+                Err(a) => return a,
+            };
+            let mut task = tokio::spawn(self.0.handle(Request::from_parts(parts, bytes)));
+            let joined = tokio::select! {
+                r = &mut task => r,
+                _ = call.expired() => {
+                    task.abort();
+                    return call.timeout_answer();
+                }
+            };
+            match joined {
+                Ok(r) => {
+                    let outcome = if r.status().is_server_error() {
+                        Outcome::Error
+                    } else {
+                        Outcome::Success
+                    };
+                    let (parts, b) = r.into_parts();
+                    Answer {
+                        response: Response::from_parts(parts, super::backend::full(b)),
+                        outcome,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the handler failed");
+                    Answer::failed(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        if e.is_panic() {
+                            "the handler panicked".to_owned()
+                        } else {
+                            format!("the handler failed: {e}")
+                        },
+                        Outcome::Error,
+                    )
+                }
+            }
+        })
+    }
+
+    fn health(&self) -> Health {
+        Health::Ready
+    }
+
+    fn settled(&self) -> BoxFuture<'_, Health> {
+        Box::pin(async { Health::Ready })
+    }
+
+    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,395 @@
+//! Watchdog modes (SPEC §9): rapid hosts a function the way OpenFaaS's
+//! of-watchdog does, behind one [`Backend`] interface.
+//!
+//! * `config.rs` — options, with of-watchdog's variable names.
+//! * `backend.rs` — the interface and what backends share.
+//! * `front.rs` — the OpenFaaS front: health, readiness, limits, headers, one-shot.
+//! * `server.rs` — the accept loop (upgrades, read timeout, stop).
+//! * `http_upstream.rs`, `fork.rs`, `static_files.rs`, `inproc.rs` — the backends.
+//! * `logs.rs` — the function's output, line by line; `metrics.rs` — Prometheus.
+//!
+//! This module owns the watchdog's lifecycle: start the backend, serve, and on
+//! SIGTERM drain (unready first, then finish in-flight requests, then stop the
+//! function); with one-shot, exit or recycle after the one request.
+
+pub mod backend;
+pub mod config;
+pub mod fork;
+pub mod front;
+pub mod http_upstream;
+pub mod inproc;
+pub mod logs;
+pub mod metrics;
+mod server;
+pub mod static_files;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+pub use backend::{Backend, Health};
+pub use config::{Mode, WatchdogArgs, WatchdogConfig};
+pub use inproc::Handler;
+
+use crate::config::OneShot;
+use crate::exit_code;
+use crate::output::Output;
+use crate::supervisor::Reaper;
+use front::Front;
+use metrics::Metrics;
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        tracing::error!("cannot listen for the {what} on {addr}: {e}");
+        eprintln!("rapid: cannot listen for the {what} on {addr}: {e}");
+        ExitCode::from(exit_code::BIND)
+    })
+}
+
+/// Run a process-backed or static watchdog mode until SIGTERM.
+pub async fn run(cfg: WatchdogConfig) -> ExitCode {
+    let cfg = Arc::new(cfg);
+    let reaper = match Reaper::start() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rapid: cannot install the SIGCHLD handler: {e}");
+            return ExitCode::from(exit_code::SETUP);
+        }
+    };
+    let out = match Output::start(crate::telemetry_hub::Hub::new()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("rapid: cannot start the output thread: {e}");
+            return ExitCode::from(exit_code::SETUP);
+        }
+    };
+    let logs = logs::Logs::new(out, cfg.prefix_logs, cfg.log_buffer_size);
+    let metrics = Arc::new(Metrics::default());
+    let backend: Arc<dyn Backend> = match cfg.mode {
+        Mode::Http => {
+            let Some(upstream) = cfg.upstream.as_ref() else {
+                eprintln!("rapid: mode http needs --upstream-url");
+                return ExitCode::from(exit_code::USAGE);
+            };
+            Arc::new(http_upstream::HttpUpstream::new(
+                &cfg.command,
+                upstream,
+                &cfg,
+                reaper,
+                logs,
+                metrics.clone(),
+            ))
+        }
+        Mode::Streaming | Mode::Serializing => Arc::new(fork::Fork::new(
+            if cfg.mode == Mode::Streaming {
+                fork::Style::Streaming
+            } else {
+                fork::Style::Serializing
+            },
+            &cfg.command,
+            cfg.content_type.clone(),
+            reaper,
+            logs,
+        )),
+        Mode::Static => Arc::new(static_files::StaticFiles::new(
+            cfg.static_path.clone().unwrap_or_default(),
+        )),
+        Mode::Lambda | Mode::Inproc => {
+            eprintln!(
+                "rapid: mode {} is not a watchdog backend here",
+                cfg.mode.name()
+            );
+            return ExitCode::from(exit_code::USAGE);
+        }
+    };
+    run_backend(cfg, backend, metrics).await
+}
+
+/// Serve `handler` in-process with the watchdog front: rapid used as a library.
+///
+/// Reads the watchdog options from the command line and the environment
+/// (`port`, `exec_timeout`, `max_inflight`, `one_shot`, …, see `--help`),
+/// serves until SIGTERM/SIGINT, and returns the exit code for `main`:
+///
+/// ```no_run
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+///
+/// fn main() -> std::process::ExitCode {
+///     rapid::watchdog::serve(|req: Request<Bytes>| async move {
+///         Response::new(req.into_body())
+///     })
+/// }
+/// ```
+pub fn serve<H: Handler>(handler: H) -> ExitCode {
+    use clap::Parser;
+    config::apply_env_aliases();
+    let args = InprocArgs::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAPID_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+    let one_shot = match args.one_shot.as_deref() {
+        Some("exit") => Some(OneShot::Exit),
+        Some(_) => Some(OneShot::Recycle),
+        None => None,
+    };
+    let mut wd = args.watchdog;
+    wd.mode = Mode::Inproc;
+    let cfg = match WatchdogConfig::load(&wd, &[], one_shot, None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", env!("CARGO_PKG_NAME"));
+            return ExitCode::from(exit_code::USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(exit_code::SETUP);
+        }
+    };
+    let backend = Arc::new(inproc::Inproc(Arc::new(handler)));
+    runtime.block_on(run_backend(
+        Arc::new(cfg),
+        backend,
+        Arc::new(Metrics::default()),
+    ))
+}
+
+/// The options of an in-process function ([`serve`]).
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "A function served in-process by rapid's watchdog front."
+)]
+struct InprocArgs {
+    #[command(flatten)]
+    watchdog: WatchdogArgs,
+    /// Sealed execution: `exit` after one request, or `recycle`.
+    #[arg(long, env = "RAPID_ONE_SHOT", num_args = 0..=1, default_missing_value = "exit",
+          value_parser = ["recycle", "exit"], value_name = "MODE")]
+    one_shot: Option<String>,
+    /// Diagnostics level (stderr).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
+}
+
+async fn metrics_answer(metrics: Arc<Metrics>, req: Request<Incoming>) -> Response<backend::Body> {
+    if req.uri().path() != "/metrics" {
+        return backend::text(StatusCode::NOT_FOUND, "metrics are at /metrics");
+    }
+    let mut r = Response::new(backend::full(metrics.render()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+fn remove_lock(cfg: &WatchdogConfig) {
+    if let Some(lock) = &cfg.lock_file {
+        match std::fs::remove_file(lock) {
+            Ok(()) => tracing::debug!(lock = %lock.display(), "lock file removed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(lock = %lock.display(), error = %e, "cannot remove the lock file")
+            }
+        }
+    }
+}
+
+fn wipe_scratch(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let r = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        if let Err(err) = r {
+            tracing::warn!(path = %p.display(), error = %err, "cannot wipe the scratch directory");
+        }
+    }
+}
+
+/// Serve `backend` behind the front until stopped; the shared lifecycle of
+/// every watchdog mode.
+async fn run_backend(
+    cfg: Arc<WatchdogConfig>,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+) -> ExitCode {
+    let mut signals = Vec::new();
+    for (kind, name) in [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
+    ] {
+        match signal(kind) {
+            Ok(s) => signals.push((s, name)),
+            Err(e) => {
+                eprintln!("rapid: cannot install the {name} handler: {e}");
+                return ExitCode::from(exit_code::SETUP);
+            }
+        }
+    }
+    let listener = match bind(cfg.address, "watchdog front").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let metrics_listener = match cfg.metrics_address {
+        Some(a) => match bind(a, "metrics endpoint").await {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let started = tokio::time::Instant::now();
+    if let Err(why) = backend.start().await {
+        eprintln!("rapid: cannot start the {} backend: {why}", cfg.mode.name());
+        return ExitCode::from(exit_code::SETUP);
+    }
+    let (front, mut one_shot_done) = Front::new(cfg.clone(), backend.clone(), metrics.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let f = front.clone();
+    tokio::spawn(server::serve(
+        listener,
+        "watchdog",
+        cfg.read_timeout,
+        stop_rx.clone(),
+        move |req| f.clone().handle(req),
+    ));
+    if let Some(l) = metrics_listener {
+        let m = metrics.clone();
+        tokio::spawn(server::serve(l, "metrics", None, stop_rx, move |req| {
+            metrics_answer(m.clone(), req)
+        }));
+    }
+    tracing::info!(
+        mode = cfg.mode.name(),
+        address = %cfg.address,
+        metrics = ?cfg.metrics_address,
+        command = ?cfg.command,
+        "rapid watchdog listening"
+    );
+    // The lock file appears once the function is ready.
+    if let Some(lock) = cfg.lock_file.clone() {
+        let b = backend.clone();
+        tokio::spawn(async move {
+            if b.settled().await == Health::Ready {
+                match std::fs::write(&lock, b"") {
+                    Ok(()) => tracing::debug!(lock = %lock.display(), "lock file written"),
+                    Err(e) => {
+                        tracing::warn!(lock = %lock.display(), error = %e, "cannot write the lock file")
+                    }
+                }
+            }
+        });
+    }
+    {
+        let b = backend.clone();
+        tokio::spawn(async move {
+            if b.settled().await == Health::Ready {
+                tracing::info!(
+                    ready_ms = started.elapsed().as_millis() as u64,
+                    "function ready"
+                );
+            }
+        });
+    }
+
+    let stop_signal = async {
+        let name = std::future::poll_fn(|cx| {
+            for (s, name) in signals.iter_mut() {
+                if s.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(*name);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        tracing::info!(signal = name, "draining");
+        name
+    };
+    tokio::pin!(stop_signal);
+    let drain_delay = loop {
+        tokio::select! {
+            // SIGINT is someone at a terminal: no orchestrator to wait for.
+            name = &mut stop_signal => break if name == "SIGINT" { Duration::ZERO } else { cfg.drain_delay },
+            Some(()) = one_shot_done.recv() => match cfg.one_shot {
+                Some(OneShot::Recycle) => {
+                    let t = tokio::time::Instant::now();
+                    if let Some(dir) = &cfg.scratch_dir {
+                        wipe_scratch(dir);
+                    }
+                    match backend.recycle().await {
+                        Ok(()) => {
+                            metrics.reset();
+                            tracing::info!(took_ms = t.elapsed().as_millis() as u64, "one-shot: recycled");
+                            front.reopen_gate();
+                        }
+                        Err(why) => {
+                            tracing::error!("one-shot: cannot recycle: {why}; shutting down");
+                            break Duration::ZERO;
+                        }
+                    }
+                }
+                _ => {
+                    tracing::info!("one-shot: the request is served; exiting");
+                    break Duration::ZERO;
+                }
+            },
+        }
+    };
+    // Unready first; requests are still served while the orchestrator notices.
+    front.drain();
+    remove_lock(&cfg);
+    if !drain_delay.is_zero() {
+        tracing::info!(
+            delay_ms = drain_delay.as_millis() as u64,
+            "unready; still serving"
+        );
+        tokio::time::sleep(drain_delay).await;
+    }
+    front.close();
+    let _ = stop_tx.send(true);
+    let limit = cfg.exec_timeout.unwrap_or(Duration::from_secs(30))
+        + cfg.write_timeout.unwrap_or(Duration::from_secs(30));
+    let t = tokio::time::Instant::now();
+    if front.wait_idle(limit).await {
+        tracing::info!(
+            waited_ms = t.elapsed().as_millis() as u64,
+            "in-flight requests finished"
+        );
+    } else {
+        tracing::warn!(
+            waited_ms = t.elapsed().as_millis() as u64,
+            "in-flight requests still running; stopping anyway"
+        );
+    }
+    backend.stop().await;
+    remove_lock(&cfg);
+    // Let the last answers flush.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    tracing::info!("stopped");
+    ExitCode::from(exit_code::OK)
+}

@@ -1,0 +1,141 @@
+//! static mode: files from one directory, served by `hyper-staticfile`
+//! (path traversal refused, `index.html` for directories, ETag /
+//! Last-Modified / conditional requests, byte ranges).
+
+use std::path::PathBuf;
+
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+
+use super::backend::{Answer, Backend, Body, BoxFuture, Call, Health, Outcome};
+
+/// Serves a directory.
+pub struct StaticFiles {
+    root: PathBuf,
+    files: hyper_staticfile::Static,
+}
+
+impl StaticFiles {
+    /// Serve `root`.
+    pub fn new(root: PathBuf) -> StaticFiles {
+        let mut files = hyper_staticfile::Static::new(&root);
+        files.cache_headers(None);
+        StaticFiles { root, files }
+    }
+}
+
+/// A path that tries to leave the root, however it is spelled.
+fn escapes_root(path: &str) -> bool {
+    let decoded = percent_decode(path);
+    decoded
+        .split(['/', '\\'])
+        .any(|seg| seg == ".." || seg.contains('\0'))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Backend for StaticFiles {
+    fn start(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match std::fs::read_dir(&self.root) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("{}: {e}", self.root.display())),
+            }
+        })
+    }
+
+    fn call(&self, req: Request<Body>, _call: Call) -> BoxFuture<'_, Answer> {
+        Box::pin(async move {
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                let mut a = Answer::failed(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("static mode serves GET and HEAD, not {}", req.method()),
+                    Outcome::Error,
+                );
+                a.response.headers_mut().insert(
+                    http::header::ALLOW,
+                    http::HeaderValue::from_static("GET, HEAD"),
+                );
+                return a;
+            }
+            if escapes_root(req.uri().path()) {
+                return Answer::failed(
+                    StatusCode::NOT_FOUND,
+                    format!("{}: not found", req.uri().path()),
+                    Outcome::Error,
+                );
+            }
+            let (parts, _) = req.into_parts();
+            let req = Request::from_parts(parts, ());
+            match self.files.clone().serve(req).await {
+                Ok(r) => {
+                    let outcome = if r.status().is_client_error() || r.status().is_server_error() {
+                        Outcome::Error
+                    } else {
+                        Outcome::Success
+                    };
+                    let (parts, body) = r.into_parts();
+                    let body = body.map_err(Into::into).boxed_unsync();
+                    Answer {
+                        response: http::Response::from_parts(parts, body),
+                        outcome,
+                    }
+                }
+                Err(e) => Answer::failed(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read the file: {e}"),
+                    Outcome::Error,
+                ),
+            }
+        })
+    }
+
+    fn health(&self) -> Health {
+        Health::Ready
+    }
+
+    fn settled(&self) -> BoxFuture<'_, Health> {
+        Box::pin(async { Health::Ready })
+    }
+
+    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traversal_spellings() {
+        assert!(escapes_root("/../etc/passwd"));
+        assert!(escapes_root("/a/%2e%2e/%2e%2e/etc/passwd"));
+        assert!(escapes_root("/a/..%2f..%2fetc"));
+        assert!(escapes_root("/a/..%5c..%5cetc"));
+        assert!(escapes_root("/a%00b"));
+        assert!(!escapes_root("/index.html"));
+        assert!(!escapes_root("/a/b..c/d"));
+    }
+}
