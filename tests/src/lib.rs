@@ -70,6 +70,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     command: Vec<String>,
     control: bool,
+    watchdog: Option<String>,
 }
 
 /// A running rapid.
@@ -81,6 +82,8 @@ pub struct Rapid {
     pub api: SocketAddr,
     /// Control API address, if enabled.
     pub control: Option<SocketAddr>,
+    /// Metrics address (watchdog modes).
+    pub metrics: Option<SocketAddr>,
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     exited: Option<ExitStatus>,
@@ -124,6 +127,14 @@ impl Builder {
         self
     }
 
+    /// A watchdog mode (`--mode`): the front listens where the Invoke API would
+    /// (`Rapid::invoke`), metrics on a free port; the drain delay is 0 unless
+    /// `--healthcheck-interval` is given.
+    pub fn watchdog(mut self, mode: &str) -> Self {
+        self.watchdog = Some(mode.into());
+        self
+    }
+
     /// Start rapid and wait until its Invoke API accepts connections.
     pub fn start(self) -> Rapid {
         let rapid = self.spawn();
@@ -138,7 +149,22 @@ impl Builder {
         let control: Option<SocketAddr> = self
             .control
             .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
+        let metrics: Option<SocketAddr> = self
+            .watchdog
+            .is_some()
+            .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
         let mut cmd = Command::new(rapid_bin());
+        if let (Some(mode), Some(m)) = (&self.watchdog, metrics) {
+            cmd.arg("--mode")
+                .arg(mode)
+                .arg("--watchdog-address")
+                .arg(invoke.to_string())
+                .arg("--metrics-port")
+                .arg(m.port().to_string());
+            if !self.args.iter().any(|a| a == "--healthcheck-interval") {
+                cmd.arg("--healthcheck-interval").arg("0");
+            }
+        }
         cmd.arg("--runtime-interface-emulator-address")
             .arg(invoke.to_string())
             .arg("--runtime-api-address")
@@ -173,6 +199,7 @@ impl Builder {
             invoke,
             api,
             control,
+            metrics,
             stdout,
             stderr,
             exited: None,
@@ -228,6 +255,7 @@ impl Rapid {
             env: Vec::new(),
             command: Vec::new(),
             control: false,
+            watchdog: None,
         }
     }
 

@@ -134,7 +134,7 @@ pub struct WatchdogArgs {
 
     /// Prefix the function's log lines with the time and the stream (and, in the
     /// fork modes, the call id).
-    #[arg(long, env = "prefix_logs", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
+    #[arg(long, env = "prefix_logs", default_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub prefix_logs: bool,
 
     /// Read buffer for the function's output pipes, bytes. Longer lines are still

@@ -51,6 +51,22 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `If-None-Match` against the response's ETag (weak comparison, `*` matches
+/// any); hyper-staticfile only answers `If-Modified-Since` itself.
+fn etag_matches<B>(r: &http::Response<B>, if_none_match: Option<&http::HeaderValue>) -> bool {
+    let (Some(etag), Some(inm)) = (
+        r.headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok()),
+        if_none_match.and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    inm.split(',')
+        .any(|t| t.trim() == "*" || opaque(t) == opaque(etag))
+}
+
 impl Backend for StaticFiles {
     fn start(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
@@ -83,8 +99,22 @@ impl Backend for StaticFiles {
                 );
             }
             let (parts, _) = req.into_parts();
+            let if_none_match = parts.headers.get(http::header::IF_NONE_MATCH).cloned();
             let req = Request::from_parts(parts, ());
             match self.files.clone().serve(req).await {
+                Ok(r)
+                    if r.status() == StatusCode::OK && etag_matches(&r, if_none_match.as_ref()) =>
+                {
+                    let mut not_modified =
+                        http::Response::new(super::backend::full(bytes::Bytes::new()));
+                    *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
+                    for h in [http::header::ETAG, http::header::LAST_MODIFIED] {
+                        if let Some(v) = r.headers().get(&h) {
+                            not_modified.headers_mut().insert(h, v.clone());
+                        }
+                    }
+                    Answer::ok(not_modified)
+                }
                 Ok(r) => {
                     let outcome = if r.status().is_client_error() || r.status().is_server_error() {
                         Outcome::Error

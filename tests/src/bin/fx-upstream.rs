@@ -9,7 +9,7 @@
 //! * `/exit` — exits with status 3 without answering;
 //! * `/ws` — `101 Switching Protocols` (upgrade `echo`), then echoes bytes;
 //! * anything else — the request body back, with `x-seen-method`,
-//!   `x-seen-path` (path and query) and `x-seen-call-id` headers.
+//!   `x-seen-path` (path and query), `x-seen-call-id` and `x-pid` headers.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -123,6 +123,7 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
     if let Ok(v) = call_id.parse() {
         h.insert("x-seen-call-id", v);
     }
+    h.insert("x-pid", std::process::id().into());
     Ok(r)
 }
 
