@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test test-vm bench lint fmt clean
+.PHONY: all build run test test-vm bench bench-core bench-watchdog lint fmt clean
 
 all: build
 
@@ -26,9 +26,17 @@ test-vm:
 	bash vm/test-vm.sh
 
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
-bench:
+bench: bench-core bench-watchdog
+
+bench-core:
 	$(CARGO) build --release --workspace --bins
 	./target/release/rapid-bench --rapid ./target/release/rapid --function ./target/release/echo-function --stream-function ./target/release/fx-stream --out docs/benchmarks.md
+
+## make bench-watchdog: the watchdog modes with wrk (installed with apt-get when missing)
+bench-watchdog:
+	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
+	$(CARGO) build --release --workspace --bins
+	./target/release/rapid-bench watchdog --rapid ./target/release/rapid --inproc ./target/release/inproc-function --out docs/benchmarks.md
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -12,6 +12,7 @@ mod client;
 mod floor;
 mod procs;
 mod report;
+mod watchdog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,7 @@ fn main() -> ExitCode {
                 _ => ExitCode::FAILURE,
             };
         }
+        Some("watchdog") => return watchdog_main(raw),
         Some("extension") => {
             let name = raw.next().unwrap_or_else(|| "bench-ext".into());
             let port = raw.next().and_then(|p| p.parse().ok());
@@ -130,6 +132,53 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("rapid-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rapid-bench watchdog --rapid PATH --inproc PATH [--out FILE] [--quick]`.
+fn watchdog_main(mut args: impl Iterator<Item = String>) -> ExitCode {
+    let (mut rapid, mut inproc, mut out, mut quick) = (None, None, None, false);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--rapid" => rapid = args.next().map(PathBuf::from),
+            "--inproc" => inproc = args.next().map(PathBuf::from),
+            "--out" => out = args.next().map(PathBuf::from),
+            "--quick" => quick = true,
+            other => {
+                eprintln!(
+                    "rapid-bench watchdog: unknown argument {other:?}\n\
+                     usage: rapid-bench watchdog --rapid PATH --inproc PATH [--out FILE] [--quick]"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(rapid), Some(inproc)) = (rapid, inproc) else {
+        eprintln!("usage: rapid-bench watchdog --rapid PATH --inproc PATH [--out FILE] [--quick]");
+        return ExitCode::from(2);
+    };
+    let o = watchdog::Opts {
+        rapid,
+        inproc,
+        out,
+        quick,
+    };
+    match watchdog::run(&o) {
+        Ok(text) => {
+            println!("{text}");
+            if let Some(out) = &o.out {
+                if let Err(e) = report::write_section(out, "watchdog", &text) {
+                    eprintln!("rapid-bench: cannot write {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("rapid-bench: wrote {}", out.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rapid-bench watchdog: {e}");
             ExitCode::FAILURE
         }
     }

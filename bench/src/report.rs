@@ -65,7 +65,7 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
 }
 
-fn date() -> String {
+pub fn date() -> String {
     std::process::Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d %H:%M UTC")
@@ -271,13 +271,13 @@ impl Report {
     }
 }
 
-/// The markers around the part of the file this bench owns.
+/// The markers around the part of the file the core bench owns.
 pub const START: &str = "<!-- bench:core:start -->";
 pub const END: &str = "<!-- bench:core:end -->";
 
-/// Write the report to `path`: a new file is `# Benchmarks` and the marked
-/// block; in an existing one only the block between [`START`] and [`END`] is
-/// replaced, so sections other benchmarks add around it are kept.
+/// Write the core report to `path`: a new file is `# Benchmarks` and the
+/// marked block; in an existing one only the block between [`START`] and
+/// [`END`] is replaced, so sections other benchmarks add around it are kept.
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
     let block = format!("{START}\n{}\n{END}", text.trim_end());
     let out = match std::fs::read_to_string(path) {
@@ -286,6 +286,31 @@ pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
         Err(e) => return Err(e),
     };
     // Write beside and rename, so an interrupted run never leaves half a file.
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Write a named section (`<!-- bench:NAME:start -->` … `end`) into `path`:
+/// replaced where it is, else added before `<!-- manual -->` (or at the end).
+pub fn write_section(path: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    let (start, end) = (
+        format!("<!-- bench:{name}:start -->"),
+        format!("<!-- bench:{name}:end -->"),
+    );
+    let block = format!("{start}\n{}\n{end}", text.trim_end());
+    let old = match std::fs::read_to_string(path) {
+        Ok(old) => old,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".to_owned(),
+        Err(e) => return Err(e),
+    };
+    let out = match (old.find(&start), old.find(&end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &old[..a], &old[b + end.len()..]),
+        _ => match old.find("<!-- manual -->") {
+            Some(m) => format!("{}{block}\n\n{}", &old[..m], &old[m..]),
+            None => format!("{}\n\n{block}\n", old.trim_end()),
+        },
+    };
     let tmp = path.with_extension("md.tmp");
     std::fs::write(&tmp, out)?;
     std::fs::rename(&tmp, path)
