@@ -291,6 +291,8 @@ pub struct Config {
     pub bootstrap: Bootstrap,
     /// A watchdog mode instead of a Lambda runtime (`--mode`).
     pub watchdog: Option<crate::watchdog::WatchdogConfig>,
+    /// Lambda mode with `--watchdog-address`: the watchdog front over the engine too.
+    pub watchdog_front: Option<crate::watchdog::WatchdogConfig>,
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -382,6 +384,12 @@ impl Config {
                 return Err(ConfigError::ControlTokenRequired(addr));
             }
         }
+        let watchdog_front = match (args.watchdog.mode, args.watchdog.watchdog_address) {
+            (crate::watchdog::Mode::Lambda, Some(_)) => Some(
+                crate::watchdog::WatchdogConfig::load(&args.watchdog, &[], None, None)?,
+            ),
+            _ => None,
+        };
         let watchdog = match args.watchdog.mode {
             crate::watchdog::Mode::Lambda => None,
             _ => Some(crate::watchdog::WatchdogConfig::load(
@@ -400,6 +408,7 @@ impl Config {
         let mut cfg = Config::from_args(args);
         cfg.control_token = token;
         cfg.watchdog = watchdog;
+        cfg.watchdog_front = watchdog_front;
         Ok(cfg)
     }
 
@@ -452,6 +461,7 @@ impl Config {
             scratch_dir: args.scratch_dir,
             bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
             watchdog: None,
+            watchdog_front: None,
         }
     }
 }

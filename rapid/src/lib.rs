@@ -177,6 +177,21 @@ pub async fn run(cfg: Config) -> ExitCode {
         "invoke",
         move |req| front.clone().handle(req),
     ));
+    let watchdog_front = match cfg.watchdog_front.clone() {
+        None => None,
+        Some(wd) => match watchdog::front_over_lambda(
+            wd,
+            queue_tx_control.clone(),
+            admissions.clone(),
+            cfg.max_queue,
+            cfg.timeout,
+        )
+        .await
+        {
+            Ok(f) => Some(f),
+            Err(code) => return code,
+        },
+    };
     if let Some(addr) = cfg.control_api_address {
         let listener = match bind(addr, "control API").await {
             Ok(l) => l,
@@ -245,6 +260,10 @@ pub async fn run(cfg: Config) -> ExitCode {
     };
     tracing::info!(signal = which, "shutting down");
     shutting_down.store(true, Ordering::Relaxed);
+    if let Some((front, stop)) = &watchdog_front {
+        front.close();
+        let _ = stop.send(true);
+    }
     let (done_tx, done_rx) = oneshot::channel();
     let _ = cmd_tx
         .send(Command::Shutdown {

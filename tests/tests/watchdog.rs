@@ -792,3 +792,67 @@ fn watchdog_options_come_from_of_watchdog_variables_and_bad_values_stop_startup(
     assert_eq!(answer.map(|a| a.text()), Some("SHOUT".to_owned()));
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_watchdog_front_drives_a_lambda_runtime_beside_the_invoke_api() {
+    let front = free_port();
+    let metrics = free_port();
+    let r = Rapid::builder()
+        .arg("--watchdog-address")
+        .arg(format!("127.0.0.1:{front}"))
+        .arg("--metrics-port")
+        .arg(metrics.to_string())
+        .arg("--timeout")
+        .arg("1")
+        .bootstrap(bin("fx-lambda"))
+        .start();
+    let front: SocketAddr = format!("127.0.0.1:{front}").parse().expect("addr");
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(
+        front
+    )
+    .is_ok()));
+    assert_eq!(get(front, "/_/health").status, 200);
+    // Any path: the body is the event, the runtime's answer the response.
+    let resp = request(
+        front,
+        "POST",
+        "/any/path",
+        &[("x-call-id", "lam-1")],
+        br#"{"a":1}"#,
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.text(), r#"{"a":1}"#);
+    assert_eq!(resp.header("x-call-id"), Some("lam-1"));
+    assert!(resp.header("x-amzn-requestid").is_some());
+    // A function error is a 500 with Lambda's error body; a timeout a 504.
+    let err = post(front, "/", br#"{"error":"bad thing"}"#);
+    assert_eq!(err.status, 500, "{}", err.text());
+    assert_eq!(err.header("x-amz-function-error"), Some("Unhandled"));
+    assert!(err.text().contains("bad thing"), "{}", err.text());
+    let slow = post(front, "/", br#"{"sleep_ms":3000}"#);
+    assert_eq!(slow.status, 504, "{}", slow.text());
+    assert!(slow.text().contains("Sandbox.Timedout"), "{}", slow.text());
+    // The Invoke API still works on the same sandbox, through the same queue.
+    let classic = r.invoke(br#"{"b":2}"#);
+    assert_eq!(classic.text(), r#"{"b":2}"#);
+    let m = get(
+        format!("127.0.0.1:{metrics}").parse().expect("addr"),
+        "/metrics",
+    )
+    .text();
+    assert_eq!(
+        sample(&m, "rapid_invokes_total{outcome=\"success\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "rapid_invokes_total{outcome=\"error\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "rapid_invokes_total{outcome=\"timeout\"}"),
+        Some(1.0),
+        "{m}"
+    );
+}

@@ -133,6 +133,31 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed_unsync()
 }
 
+/// The whole request body, at most `limit` bytes (413 past it).
+pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Answer> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Answer::failed(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {e}"),
+                Outcome::Error,
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(Answer::failed(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over {limit} bytes"),
+                    Outcome::Error,
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
 /// What the watchdog drives: the http, fork, static and in-process backends.
 pub trait Backend: Send + Sync + 'static {
     /// Start the function (if it is a process) and resolve once it serves.

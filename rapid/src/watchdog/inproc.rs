@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
 
 use super::backend::{Answer, Backend, Body, BoxFuture, Call, Health, Outcome};
 
@@ -31,31 +30,6 @@ where
     }
 }
 
-/// The whole request body, at most [`MAX_BODY`] bytes.
-async fn read_body(mut body: Body) -> Result<Bytes, Answer> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            Answer::failed(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the request body: {e}"),
-                Outcome::Error,
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_BODY {
-                return Err(Answer::failed(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is over {MAX_BODY} bytes"),
-                    Outcome::Error,
-                ));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
-}
-
 /// The inproc backend.
 pub struct Inproc(pub Arc<dyn Handler>);
 
@@ -68,7 +42,7 @@ impl Backend for Inproc {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let collected = tokio::select! {
-                r = read_body(body) => r,
+                r = super::backend::read_body(body, MAX_BODY) => r,
                 _ = call.expired() => return call.timeout_answer(),
             };
             let bytes = match collected {

@@ -18,6 +18,7 @@ pub mod fork;
 pub mod front;
 pub mod http_upstream;
 pub mod inproc;
+pub mod lambda;
 pub mod logs;
 pub mod metrics;
 mod server;
@@ -230,6 +231,70 @@ fn wipe_scratch(dir: &std::path::Path) {
     }
 }
 
+/// Serve the front (and metrics) on the bound listeners; `true` on the
+/// returned sender stops accepting.
+fn serve_front(
+    cfg: &Arc<WatchdogConfig>,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+) -> (
+    Arc<Front>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    watch::Sender<bool>,
+) {
+    let (front, one_shot_done) = Front::new(cfg.clone(), backend, metrics.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let f = front.clone();
+    tokio::spawn(server::serve(
+        listener,
+        "watchdog",
+        cfg.read_timeout,
+        stop_rx.clone(),
+        move |req| f.clone().handle(req),
+    ));
+    if let Some(l) = metrics_listener {
+        tokio::spawn(server::serve(l, "metrics", None, stop_rx, move |req| {
+            metrics_answer(metrics.clone(), req)
+        }));
+    }
+    (front, one_shot_done, stop_tx)
+}
+
+/// The watchdog front over the Lambda engine (lambda mode with
+/// `--watchdog-address`): bound and serving; the front is returned so the
+/// caller can drain it at shutdown.
+pub async fn front_over_lambda(
+    cfg: WatchdogConfig,
+    queue: tokio::sync::mpsc::Sender<crate::engine::InvokeRequest>,
+    admissions: crate::engine::Admissions,
+    max_queue: usize,
+    function_timeout: Duration,
+) -> Result<(Arc<Front>, watch::Sender<bool>), ExitCode> {
+    let cfg = Arc::new(cfg);
+    let listener = bind(cfg.address, "watchdog front").await?;
+    let metrics_listener = match cfg.metrics_address {
+        Some(a) => Some(bind(a, "metrics endpoint").await?),
+        None => None,
+    };
+    let backend = Arc::new(lambda::Lambda::new(
+        queue,
+        admissions,
+        max_queue,
+        function_timeout,
+    ));
+    let (front, _, stop) = serve_front(
+        &cfg,
+        listener,
+        metrics_listener,
+        backend,
+        Arc::new(Metrics::default()),
+    );
+    tracing::info!(address = %cfg.address, metrics = ?cfg.metrics_address, "watchdog front listening");
+    Ok((front, stop))
+}
+
 /// Serve `backend` behind the front until stopped; the shared lifecycle of
 /// every watchdog mode.
 async fn run_backend(
@@ -268,22 +333,13 @@ async fn run_backend(
         eprintln!("rapid: cannot start the {} backend: {why}", cfg.mode.name());
         return ExitCode::from(exit_code::SETUP);
     }
-    let (front, mut one_shot_done) = Front::new(cfg.clone(), backend.clone(), metrics.clone());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let f = front.clone();
-    tokio::spawn(server::serve(
+    let (front, mut one_shot_done, stop_tx) = serve_front(
+        &cfg,
         listener,
-        "watchdog",
-        cfg.read_timeout,
-        stop_rx.clone(),
-        move |req| f.clone().handle(req),
-    ));
-    if let Some(l) = metrics_listener {
-        let m = metrics.clone();
-        tokio::spawn(server::serve(l, "metrics", None, stop_rx, move |req| {
-            metrics_answer(m.clone(), req)
-        }));
-    }
+        metrics_listener,
+        backend.clone(),
+        metrics.clone(),
+    );
     tracing::info!(
         mode = cfg.mode.name(),
         address = %cfg.address,

@@ -1,0 +1,180 @@
+//! The `lambda` backend: a Lambda custom runtime behind the Runtime API, driven
+//! through the lifecycle engine's invoke queue — the same queue the Invoke
+//! API feeds — so the watchdog front (health, readiness, max_inflight, call
+//! ids, metrics) can sit in front of a Lambda function too.
+//!
+//! Any request's body is the event; the runtime's response is the answer.
+//! A function error is a 500 (a timeout a 504) with Lambda's JSON error body
+//! and `X-Amz-Function-Error: Unhandled`.
+
+use fatalerror::ErrorType;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use interop::{RequestId, MAX_PAYLOAD};
+use runtime_api::{InvokeOutcome, ResponseBody};
+use tokio::sync::{mpsc, oneshot};
+
+use super::backend::{
+    read_body, Answer, Backend, Body, BoxError, BoxFuture, Call, Health, Outcome,
+};
+use crate::engine::{Admissions, InvokeRequest};
+use crate::invoke_api::InvokeBody;
+
+/// Invokes through the engine.
+pub struct Lambda {
+    queue: mpsc::Sender<InvokeRequest>,
+    admissions: Admissions,
+    max_queue: usize,
+    function_timeout: std::time::Duration,
+}
+
+impl Lambda {
+    /// Queue invokes on `queue`, within the same bound as the Invoke API; an
+    /// exec timeout (or `X-Timeout`) shorter than `function_timeout` applies.
+    pub fn new(
+        queue: mpsc::Sender<InvokeRequest>,
+        admissions: Admissions,
+        max_queue: usize,
+        function_timeout: std::time::Duration,
+    ) -> Self {
+        Lambda {
+            queue,
+            admissions,
+            max_queue,
+            function_timeout,
+        }
+    }
+
+    async fn invoke(&self, req: Request<Body>, call: Call) -> Answer {
+        let (parts, body) = req.into_parts();
+        let payload = match read_body(body, MAX_PAYLOAD).await {
+            Ok(p) => p,
+            Err(a) => return a,
+        };
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let Some(admission) = self.admissions.try_admit(self.max_queue + 1) else {
+            return Answer::failed(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("the invoke queue is full ({} waiting)", self.max_queue),
+                Outcome::Error,
+            );
+        };
+        let (reply, outcome) = oneshot::channel();
+        let id = RequestId::generate();
+        let request = InvokeRequest {
+            id: id.clone(),
+            payload,
+            content_type: header("content-type").unwrap_or_else(|| "application/json".into()),
+            trace_id: header("x-amzn-trace-id"),
+            client_context: None,
+            cognito_identity: None,
+            reply,
+            tail: None,
+            result: None,
+            admission: Some(admission),
+            timeout: call.budget.filter(|b| *b < self.function_timeout),
+        };
+        if self.queue.try_send(request).is_err() {
+            return Answer::failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the sandbox is shutting down",
+                Outcome::Error,
+            );
+        }
+        let outcome = match outcome.await {
+            Ok(o) => o,
+            Err(_) => {
+                return Answer::failed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the sandbox shut down during the invoke",
+                    Outcome::Error,
+                )
+            }
+        };
+        let mut answer = render(outcome);
+        if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+            answer.response.headers_mut().insert("x-amzn-requestid", v);
+        }
+        answer
+    }
+}
+
+fn render(outcome: InvokeOutcome) -> Answer {
+    match outcome {
+        InvokeOutcome::Response(r) => {
+            let ct = r
+                .content_type
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+                .unwrap_or(HeaderValue::from_static("application/json"));
+            let body = match r.body {
+                ResponseBody::Buffered(b) => InvokeBody::Full(Some(b)),
+                ResponseBody::Streaming(rx) => InvokeBody::Stream(rx),
+            };
+            let mut resp = Response::new(body.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            Answer::ok(resp)
+        }
+        InvokeOutcome::Error(e) => {
+            let timed_out = e.function_error.error_type == ErrorType::SandboxTimedout;
+            let (status, outcome) = if timed_out {
+                (StatusCode::GATEWAY_TIMEOUT, Outcome::Timeout)
+            } else {
+                (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Error)
+            };
+            let mut resp = Response::new(super::backend::full(e.body()));
+            *resp.status_mut() = status;
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            Answer {
+                response: resp,
+                outcome,
+            }
+        }
+    }
+}
+
+impl Backend for Lambda {
+    fn start(&self) -> BoxFuture<'_, Result<(), String>> {
+        // The engine starts the runtime; invokes wait in its queue meanwhile.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn call(&self, req: Request<Body>, call: Call) -> BoxFuture<'_, Answer> {
+        Box::pin(self.invoke(req, call))
+    }
+
+    fn health(&self) -> Health {
+        if self.queue.is_closed() {
+            Health::Unhealthy("the lifecycle engine stopped".into())
+        } else {
+            Health::Ready
+        }
+    }
+
+    fn settled(&self) -> BoxFuture<'_, Health> {
+        Box::pin(async move { self.health() })
+    }
+
+    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
+        // One-shot in lambda mode is the engine's (`--one-shot`).
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
