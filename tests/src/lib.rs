@@ -20,12 +20,26 @@ pub fn rapid_bin() -> PathBuf {
     dir.join("rapid")
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, never the same twice in one test
+/// binary. Ports come from 20000–32767, below the kernel's ephemeral range
+/// (32768–60999), so an outgoing connection of some test cannot take a port
+/// between the moment it is picked here and the moment rapid binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test binary starts at its own offset, so binaries run at the
+    // same time (rare) do not walk the same ports.
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767")
 }
 
 /// A temporary directory removed on drop.
