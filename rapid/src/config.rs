@@ -26,14 +26,11 @@ pub const DEFAULT_BOOTSTRAPS: [&str; 3] = [
 #[derive(Debug, Clone, Parser)]
 #[command(name = "rapid", version, about, long_about, max_term_width = 100)]
 pub struct Args {
-    /// Address of the Invoke API (the emulator endpoint you call).
-    #[arg(
-        long,
-        env = "RAPID_INVOKE_ADDRESS",
-        default_value = "0.0.0.0:8080",
-        value_name = "HOST:PORT"
-    )]
-    pub runtime_interface_emulator_address: SocketAddr,
+    /// Address of the Invoke API (the emulator endpoint you call) [default:
+    /// 0.0.0.0:8080]. In the watchdog modes only when given: the Invoke API
+    /// then drives the watchdog backend too.
+    #[arg(long, env = "RAPID_INVOKE_ADDRESS", value_name = "HOST:PORT")]
+    pub runtime_interface_emulator_address: Option<SocketAddr>,
 
     /// Address of the Runtime API the bootstrap talks to (its AWS_LAMBDA_RUNTIME_API).
     #[arg(
@@ -405,9 +402,13 @@ impl Config {
                 args.scratch_dir.clone(),
             )?),
         };
+        let invoke_address = args.runtime_interface_emulator_address;
         let mut cfg = Config::from_args(args);
         cfg.control_token = token;
-        cfg.watchdog = watchdog;
+        cfg.watchdog = watchdog.map(|mut w| {
+            w.invoke_address = invoke_address;
+            w
+        });
         cfg.watchdog_front = watchdog_front;
         Ok(cfg)
     }
@@ -424,7 +425,9 @@ impl Config {
             args.region, args.account_id, args.function_name
         );
         Config {
-            invoke_address: args.runtime_interface_emulator_address,
+            invoke_address: args
+                .runtime_interface_emulator_address
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
             runtime_api_address: args.runtime_api_address,
             timeout: args.timeout,
             init_timeout: args.init_timeout,

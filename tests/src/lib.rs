@@ -179,9 +179,11 @@ impl Builder {
                 cmd.arg("--healthcheck-interval").arg("0");
             }
         }
-        cmd.arg("--runtime-interface-emulator-address")
-            .arg(invoke.to_string())
-            .arg("--runtime-api-address")
+        if self.watchdog.is_none() {
+            cmd.arg("--runtime-interface-emulator-address")
+                .arg(invoke.to_string());
+        }
+        cmd.arg("--runtime-api-address")
             .arg(api.to_string())
             .arg("--extensions-dir")
             .arg(

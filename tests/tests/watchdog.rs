@@ -856,3 +856,67 @@ fn the_watchdog_front_drives_a_lambda_runtime_beside_the_invoke_api() {
         "{m}"
     );
 }
+
+#[test]
+fn the_invoke_api_drives_a_watchdog_backend_when_given_an_address() {
+    let invoke: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let r = Rapid::builder()
+        .watchdog("serializing")
+        .arg("--suppress-lock")
+        .arg("--runtime-interface-emulator-address")
+        .arg(invoke.to_string())
+        .arg("--exec-timeout")
+        .arg("1s")
+        .bootstrap("/bin/sh")
+        .arg_after("-c")
+        .arg_after(r#"read -r ev; case "$ev" in fail*) echo "no good" >&2; exit 4;; slow*) sleep 30;; esac; echo "got $ev""#)
+        .start();
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(
+        invoke
+    )
+    .is_ok()));
+    let path = "/2015-03-31/functions/function/invocations";
+    let ok = post(invoke, path, b"hello\n");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.text(), "got hello\n");
+    assert!(ok.header("x-amzn-requestid").is_some());
+    let failed = post(invoke, path, b"fail\n");
+    assert_eq!(failed.status, 200);
+    assert_eq!(failed.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(failed.error_type(), "Function.Unknown");
+    assert!(
+        failed.error_message().contains("exit status 4"),
+        "{}",
+        failed.text()
+    );
+    assert!(
+        failed.error_message().contains("no good"),
+        "{}",
+        failed.text()
+    );
+    let slow = post(invoke, path, b"slow\n");
+    assert_eq!(slow.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(slow.error_type(), "Sandbox.Timedout");
+    let event = request(
+        invoke,
+        "POST",
+        path,
+        &[("x-amz-invocation-type", "Event")],
+        b"e\n",
+    );
+    assert_eq!(event.status, 202);
+    let dry = request(
+        invoke,
+        "POST",
+        path,
+        &[("x-amz-invocation-type", "DryRun")],
+        b"",
+    );
+    assert_eq!(dry.status, 204);
+    assert_eq!(get(invoke, path).status, 405);
+    let missing = post(invoke, "/nope", b"");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.error_type(), "ResourceNotFoundException");
+    // The watchdog front serves the same backend at the same time.
+    assert_eq!(post(r.invoke, "/", b"front\n").text(), "got front\n");
+}

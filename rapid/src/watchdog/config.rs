@@ -242,6 +242,8 @@ pub struct WatchdogConfig {
     pub address: SocketAddr,
     /// The metrics address (None = off).
     pub metrics_address: Option<SocketAddr>,
+    /// The Invoke API over the watchdog backend (only when given).
+    pub invoke_address: Option<SocketAddr>,
     /// Drain delay on SIGTERM.
     pub drain_delay: Duration,
     /// Upstream restart policy.
@@ -319,6 +321,7 @@ impl WatchdogConfig {
             lock_file: (!a.suppress_lock).then(|| std::env::temp_dir().join(".lock")),
             address,
             metrics_address,
+            invoke_address: None,
             drain_delay: a.healthcheck_interval.unwrap_or(a.write_timeout),
             restart: a.restart,
             one_shot,

@@ -146,7 +146,8 @@ impl Front {
         self.cfg.ready_path.as_deref() == Some(path)
     }
 
-    async fn invoke(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    /// Serve one request to the function (not a probe path).
+    pub async fn invoke(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if self.closed.load(Ordering::SeqCst) {
             let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "rapid is shutting down");
             r.headers_mut()

@@ -18,6 +18,7 @@ pub mod fork;
 pub mod front;
 pub mod http_upstream;
 pub mod inproc;
+mod invoke_front;
 pub mod lambda;
 pub mod logs;
 pub mod metrics;
@@ -328,6 +329,13 @@ async fn run_backend(
         },
         None => None,
     };
+    let invoke_listener = match cfg.invoke_address {
+        Some(a) => match bind(a, "Invoke API").await {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let started = tokio::time::Instant::now();
     if let Err(why) = backend.start().await {
         eprintln!("rapid: cannot start the {} backend: {why}", cfg.mode.name());
@@ -340,10 +348,21 @@ async fn run_backend(
         backend.clone(),
         metrics.clone(),
     );
+    if let Some(l) = invoke_listener {
+        let f = front.clone();
+        tokio::spawn(server::serve(
+            l,
+            "invoke",
+            cfg.read_timeout,
+            stop_tx.subscribe(),
+            move |req| invoke_front::handle(f.clone(), req),
+        ));
+    }
     tracing::info!(
         mode = cfg.mode.name(),
         address = %cfg.address,
         metrics = ?cfg.metrics_address,
+        invoke_api = ?cfg.invoke_address,
         command = ?cfg.command,
         "rapid watchdog listening"
     );

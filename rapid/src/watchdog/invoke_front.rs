@@ -1,0 +1,157 @@
+//! The Invoke API over a watchdog backend: `POST
+//! /2015-03-31/functions/{name}/invocations` on `--runtime-interface-emulator-address`
+//! runs the request through the watchdog front (same limits, call ids,
+//! metrics, one-shot) as `POST /` with the event as the body, and answers the
+//! way Lambda does: 200 with the function's answer, or 200 +
+//! `X-Amz-Function-Error: Unhandled` + a JSON error body when it failed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fatalerror::ErrorType;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use interop::FunctionError;
+
+use super::backend::{full, Body};
+use super::front::Front;
+
+/// Bytes of a failed answer's body quoted in the error message.
+const QUOTED: usize = 1024;
+
+fn json(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Response<Body> {
+    let mut r = Response::new(full(FunctionError::new(error_type, message).to_json()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn function_error(error_type: ErrorType, message: String) -> Response<Body> {
+    let mut r = json(StatusCode::OK, error_type, message);
+    r.headers_mut().insert(
+        "x-amz-function-error",
+        HeaderValue::from_static("Unhandled"),
+    );
+    r
+}
+
+/// The function name in an invoke path.
+fn function_name(path: &str) -> Option<&str> {
+    let name = path
+        .strip_prefix("/2015-03-31/functions/")?
+        .strip_suffix("/invocations")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+/// Answer one Invoke API request through `front`.
+pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body> {
+    if function_name(req.uri().path()).is_none() {
+        return json(
+            StatusCode::NOT_FOUND,
+            ErrorType::ResourceNotFoundException,
+            format!("No route for {} {}", req.method(), req.uri().path()),
+        );
+    }
+    if req.method() != Method::POST {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorType::MethodNotAllowed,
+            format!("Method {} is not allowed; invoke with POST", req.method()),
+        );
+    }
+    let kind = req
+        .headers()
+        .get("x-amz-invocation-type")
+        .map(|v| v.to_str().unwrap_or("?").to_owned());
+    let (mut parts, body) = req.into_parts();
+    parts.uri = Uri::from_static("/");
+    let req = Request::from_parts(parts, body);
+    match kind.as_deref() {
+        None | Some("RequestResponse") => {}
+        Some("DryRun") => {
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            return r;
+        }
+        Some("Event") => {
+            tokio::spawn(async move {
+                let r = front.invoke(req).await;
+                // Read the answer to its end so the call counts as finished.
+                let _ = r.into_body().collect().await;
+            });
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::ACCEPTED;
+            return r;
+        }
+        Some(other) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequestContentException,
+                format!(
+                    "Invalid X-Amz-Invocation-Type '{other}': use RequestResponse, Event or DryRun"
+                ),
+            )
+        }
+    }
+    let answer = front.invoke(req).await;
+    let status = answer.status();
+    let call_id = answer.headers().get("x-call-id").cloned();
+    let mut r = if status.is_success() {
+        let (mut parts, body) = answer.into_parts();
+        parts.status = StatusCode::OK;
+        Response::from_parts(parts, body)
+    } else {
+        let (_, body) = answer.into_parts();
+        let text = match body.collect().await {
+            Ok(c) => {
+                let b = c.to_bytes();
+                String::from_utf8_lossy(&b[..b.len().min(QUOTED)])
+                    .trim_end()
+                    .to_owned()
+            }
+            Err(e) => format!("(the answer failed: {e})"),
+        };
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                json(status, ErrorType::TooManyRequestsException, text)
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                json(status, ErrorType::RequestEntityTooLargeException, text)
+            }
+            StatusCode::GATEWAY_TIMEOUT => function_error(ErrorType::SandboxTimedout, text),
+            StatusCode::SERVICE_UNAVAILABLE => json(status, ErrorType::ServiceException, text),
+            _ => function_error(
+                ErrorType::FunctionUnknown,
+                format!("the function answered {status}: {text}"),
+            ),
+        }
+    };
+    if let Some(id) = call_id {
+        r.headers_mut().insert("x-amzn-requestid", id);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoke_paths() {
+        assert_eq!(
+            function_name("/2015-03-31/functions/function/invocations"),
+            Some("function")
+        );
+        assert_eq!(
+            function_name("/2015-03-31/functions/f/invocations"),
+            Some("f")
+        );
+        assert_eq!(function_name("/2015-03-31/functions//invocations"), None);
+        assert_eq!(function_name("/2015-03-31/functions/a/b/invocations"), None);
+        assert_eq!(function_name("/other"), None);
+    }
+}
