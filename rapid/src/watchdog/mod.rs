@@ -133,10 +133,14 @@ pub fn serve<H: Handler>(handler: H) -> ExitCode {
     use clap::Parser;
     config::apply_env_aliases();
     let args = InprocArgs::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RAPID_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    // A plain level, not an EnvFilter: its regex engine would cost the small
+    // in-process binary a good part of its memory.
+    let level = args
+        .log_level
+        .parse::<tracing_subscriber::filter::LevelFilter>()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false)
