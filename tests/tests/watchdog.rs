@@ -920,3 +920,25 @@ fn the_invoke_api_drives_a_watchdog_backend_when_given_an_address() {
     // The watchdog front serves the same backend at the same time.
     assert_eq!(post(r.invoke, "/", b"front\n").text(), "got front\n");
 }
+
+#[test]
+fn a_client_that_goes_away_takes_its_forked_process_with_it() {
+    for mode in ["serializing", "streaming"] {
+        let r = fork_mode(mode, "sleep 60 & wait", &["--exec-timeout", "120s"]);
+        let mut s = TcpStream::connect(r.invoke).expect("connect");
+        rapid_tests::send_request(&mut s, "POST", "/", &[], b"x");
+        assert!(
+            eventually(Duration::from_secs(5), || !descendants_alive(&r).is_empty()),
+            "{mode}: the function never started"
+        );
+        drop(s);
+        assert!(
+            eventually(Duration::from_secs(5), || descendants_alive(&r).is_empty()),
+            "{mode}: left behind after the client left: {:?}",
+            descendants_alive(&r)
+        );
+        // rapid keeps serving.
+        let r2 = post(r.invoke, "/_/health", b"");
+        assert_eq!(r2.status, 200, "{mode}");
+    }
+}

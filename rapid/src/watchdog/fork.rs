@@ -155,6 +155,7 @@ impl Fork {
         let p = Process {
             pid: child.pid,
             exits,
+            exited: false,
             stderr: Some(stderr),
             tail,
             program: self.program.display().to_string(),
@@ -201,13 +202,27 @@ async fn feed(stdin: std::os::fd::OwnedFd, input: Input) {
     }
 }
 
-/// One forked process.
+/// One forked process. Dropped before it exited (the client went away, the
+/// call was abandoned), its whole tree is killed.
 struct Process {
     pid: i32,
     exits: mpsc::UnboundedReceiver<ChildExit>,
+    exited: bool,
     stderr: Option<tokio::task::JoinHandle<()>>,
     tail: Tail,
     program: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.exited {
+            tracing::debug!(
+                pid = self.pid,
+                "call abandoned: killing the function's process tree"
+            );
+            kill_tree(self.pid);
+        }
+    }
 }
 
 impl Process {
@@ -217,6 +232,7 @@ impl Process {
             Some(e) => e.reason,
             None => ExitReason::Signal(Signal::SIGKILL),
         };
+        self.exited = true;
         kill_group(self.pid, Signal::SIGKILL);
         reason
     }

@@ -30,6 +30,15 @@ where
     }
 }
 
+/// The handler's task, aborted when the call is dropped (timeout, client gone).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The inproc backend.
 pub struct Inproc(pub Arc<dyn Handler>);
 
@@ -49,13 +58,12 @@ impl Backend for Inproc {
                 Ok(b) => b,
                 Err(a) => return a,
             };
-            let mut task = tokio::spawn(self.0.handle(Request::from_parts(parts, bytes)));
+            let mut task = AbortOnDrop(tokio::spawn(
+                self.0.handle(Request::from_parts(parts, bytes)),
+            ));
             let joined = tokio::select! {
-                r = &mut task => r,
-                _ = call.expired() => {
-                    task.abort();
-                    return call.timeout_answer();
-                }
+                r = &mut task.0 => r,
+                _ = call.expired() => return call.timeout_answer(),
             };
             match joined {
                 Ok(r) => {
