@@ -31,17 +31,48 @@ use crate::invoke_api::InvokeApi;
 use crate::output::Output;
 use crate::supervisor::Reaper;
 
-/// The name of the next of several signals to arrive.
-async fn next_signal(signals: &mut [(tokio::signal::unix::Signal, &'static str)]) -> &'static str {
-    std::future::poll_fn(|cx| {
-        for (s, name) in signals.iter_mut() {
-            if s.poll_recv(cx).is_ready() {
-                return std::task::Poll::Ready(*name);
+/// The signals rapid handles, each with its name.
+pub(crate) struct Signals(Vec<(tokio::signal::unix::Signal, &'static str)>);
+
+impl Signals {
+    /// Handle SIGTERM, SIGINT, SIGHUP, SIGQUIT (and SIGUSR1/2 when `user`);
+    /// a handler that cannot be installed is a set-up failure.
+    pub(crate) fn install(user: bool) -> Result<Signals, ExitCode> {
+        let mut kinds = vec![
+            (SignalKind::terminate(), "SIGTERM"),
+            (SignalKind::interrupt(), "SIGINT"),
+            (SignalKind::hangup(), "SIGHUP"),
+            (SignalKind::quit(), "SIGQUIT"),
+        ];
+        if user {
+            kinds.push((SignalKind::user_defined1(), "SIGUSR1"));
+            kinds.push((SignalKind::user_defined2(), "SIGUSR2"));
+        }
+        let mut signals = Vec::new();
+        for (kind, name) in kinds {
+            match signal(kind) {
+                Ok(s) => signals.push((s, name)),
+                Err(e) => {
+                    eprintln!("rapid: cannot install the {name} handler: {e}");
+                    return Err(ExitCode::from(exit_code::SETUP));
+                }
             }
         }
-        std::task::Poll::Pending
-    })
-    .await
+        Ok(Signals(signals))
+    }
+
+    /// The name of the next signal to arrive.
+    pub(crate) async fn next(&mut self) -> &'static str {
+        std::future::poll_fn(|cx| {
+            for (s, name) in self.0.iter_mut() {
+                if s.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(*name);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
 }
 
 /// Exit codes of the `rapid` binary.
@@ -70,7 +101,7 @@ fn become_subreaper() {
     }
 }
 
-async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
+pub(crate) async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
     TcpListener::bind(addr).await.map_err(|e| {
         tracing::error!("cannot listen for the {what} on {addr}: {e}");
         eprintln!("rapid: cannot listen for the {what} on {addr}: {e}");
@@ -88,23 +119,10 @@ pub async fn run(cfg: Config) -> ExitCode {
     // SIGTERM, SIGINT, SIGHUP and SIGQUIT all mean "stop in order" (as PID 1
     // nothing else would stop rapid cleanly); SIGUSR1/SIGUSR2 are caught and
     // logged so they never kill rapid by default.
-    let mut signals = Vec::new();
-    for (kind, name) in [
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::hangup(), "SIGHUP"),
-        (SignalKind::quit(), "SIGQUIT"),
-        (SignalKind::user_defined1(), "SIGUSR1"),
-        (SignalKind::user_defined2(), "SIGUSR2"),
-    ] {
-        match signal(kind) {
-            Ok(s) => signals.push((s, name)),
-            Err(e) => {
-                eprintln!("rapid: cannot install the {name} handler: {e}");
-                return ExitCode::from(exit_code::SETUP);
-            }
-        }
-    }
+    let mut signals = match Signals::install(true) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let reaper = match Reaper::start() {
         Ok(r) => r,
         Err(e) => {
@@ -229,7 +247,7 @@ pub async fn run(cfg: Config) -> ExitCode {
 
     let stop_signal = async {
         loop {
-            let name = next_signal(&mut signals).await;
+            let name = signals.next().await;
             if name.starts_with("SIGUSR") {
                 tracing::info!(
                     signal = name,

@@ -165,52 +165,73 @@ impl Output {
             }
         };
         tokio::spawn(async move {
-            let mut reader = BufReader::with_capacity(16 * 1024, rx);
-            let mut line = Vec::new();
+            let mut lines = LineSplitter::new(rx, 16 * 1024);
             let mut pending = Vec::new();
-            loop {
-                let buf = match reader.fill_buf().await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::debug!(stream, error = %e, "output pipe read failed");
-                        break;
-                    }
-                };
-                if buf.is_empty() {
-                    break;
-                }
-                match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => {
-                        line.extend_from_slice(&buf[..i]);
-                        reader.consume(i + 1);
-                        record(&line, &mut pending, true);
-                        out.send(Msg::Bytes {
-                            data: std::mem::take(&mut line),
-                            end_of_line: true,
-                        });
-                    }
-                    None => {
-                        let n = buf.len();
-                        line.extend_from_slice(buf);
-                        reader.consume(n);
-                        if line.len() >= PIECE_BYTES {
-                            record(&line, &mut pending, false);
-                            out.send(Msg::Bytes {
-                                data: std::mem::take(&mut line),
-                                end_of_line: false,
-                            });
-                        }
-                    }
-                }
-            }
-            if !line.is_empty() {
-                record(&line, &mut pending, true);
-                out.send(Msg::Bytes {
-                    data: line,
-                    end_of_line: true,
-                });
+            while let Some((data, end_of_line)) = lines.next(stream).await {
+                record(&data, &mut pending, end_of_line);
+                out.send(Msg::Bytes { data, end_of_line });
             }
         });
+    }
+}
+
+/// Splits a byte stream into lines without limiting their length: a line
+/// longer than [`PIECE_BYTES`] is handed out in pieces as it arrives, the last
+/// one marked as its end.
+pub struct LineSplitter<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    /// A piece of the current line was handed out already.
+    mid_line: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> LineSplitter<R> {
+    /// Read `r` through a buffer of `capacity` bytes.
+    pub fn new(r: R, capacity: usize) -> Self {
+        LineSplitter {
+            reader: BufReader::with_capacity(capacity, r),
+            line: Vec::new(),
+            mid_line: false,
+        }
+    }
+
+    /// The next piece and whether it ends its line; `None` at the end of the
+    /// stream (a last line without a newline is still ended). `stream` names
+    /// the pipe in diagnostics.
+    pub async fn next(&mut self, stream: &str) -> Option<(Vec<u8>, bool)> {
+        loop {
+            let buf = match self.reader.fill_buf().await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(stream, error = %e, "output pipe read failed");
+                    &[]
+                }
+            };
+            if buf.is_empty() {
+                if self.line.is_empty() && !self.mid_line {
+                    return None;
+                }
+                self.mid_line = false;
+                return Some((std::mem::take(&mut self.line), true));
+            }
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.line.extend_from_slice(&buf[..i]);
+                    self.reader.consume(i + 1);
+                    self.mid_line = false;
+                    return Some((std::mem::take(&mut self.line), true));
+                }
+                None => {
+                    let n = buf.len();
+                    self.line.extend_from_slice(buf);
+                    self.reader.consume(n);
+                    if self.line.len() >= PIECE_BYTES {
+                        self.mid_line = true;
+                        return Some((std::mem::take(&mut self.line), false));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -353,6 +374,29 @@ mod tests {
             "REPORT RequestId: id-1\tDuration: 1234.57 ms\tBilled Duration: 1235 ms\tMemory Size: 3008 MB\tMax Memory Used: 3 MB"
         );
         assert!(report_text(&report(Some(12)), 1).ends_with("\tInit Duration: 12.00 ms"));
+    }
+
+    #[tokio::test]
+    async fn lines_of_any_length_come_whole_in_pieces() {
+        let long = vec![b'x'; 150 * 1024];
+        let mut input = b"a\nbb\n".to_vec();
+        input.extend_from_slice(&long);
+        let mut lines = LineSplitter::new(&input[..], 4096);
+        assert_eq!(lines.next("t").await, Some((b"a".to_vec(), true)));
+        assert_eq!(lines.next("t").await, Some((b"bb".to_vec(), true)));
+        let mut rebuilt = Vec::new();
+        loop {
+            let (piece, end) = lines.next("t").await.expect("a piece");
+            rebuilt.extend_from_slice(&piece);
+            if end {
+                break;
+            }
+            assert!(piece.len() >= PIECE_BYTES);
+        }
+        assert_eq!(rebuilt, long, "the unterminated last line is ended at EOF");
+        assert_eq!(lines.next("t").await, None);
+        let mut empty = LineSplitter::new(&b""[..], 16);
+        assert_eq!(empty.next("t").await, None);
     }
 
     #[test]

@@ -159,26 +159,35 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Answer> {
 }
 
 /// What the watchdog drives: the http, fork, static and in-process backends.
+///
+/// The defaults fit a backend with nothing to start or stop (always ready,
+/// nothing to recycle): only `call` is required.
 pub trait Backend: Send + Sync + 'static {
-    /// Start the function (if it is a process) and resolve once it serves.
-    fn start(&self) -> BoxFuture<'_, Result<(), String>>;
     /// Serve one request.
     fn call(&self, req: Request<Body>, call: Call) -> BoxFuture<'_, Answer>;
+    /// Start the function (if it is a process); resolves once started.
+    fn start(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Where it stands.
-    fn health(&self) -> Health;
+    fn health(&self) -> Health {
+        Health::Ready
+    }
     /// Wait until it is no longer starting.
-    fn settled(&self) -> BoxFuture<'_, Health>;
+    fn settled(&self) -> BoxFuture<'_, Health> {
+        Box::pin(async move { self.health() })
+    }
     /// `/_/ready` passed through to the function (http mode's ready path).
     fn ready_probe(&self) -> Option<BoxFuture<'_, Response<Body>>> {
         None
     }
     /// One-shot recycle: replace the function with a fresh one.
-    fn recycle(&self) -> BoxFuture<'_, Result<(), String>>;
+    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Stop the function for good (SIGTERM, then SIGKILL after a grace period).
-    fn stop(&self) -> BoxFuture<'_, ()>;
-    /// Processes started so far besides the first (restarts, recycles).
-    fn restarts(&self) -> u64 {
-        0
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }
 

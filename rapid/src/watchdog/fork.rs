@@ -11,7 +11,6 @@
 //! open included) and answers 504.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -22,9 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
-use super::backend::{
-    cgi_environment, Answer, Backend, Body, BoxError, BoxFuture, Call, Health, Outcome,
-};
+use super::backend::{cgi_environment, Answer, Backend, Body, BoxError, BoxFuture, Call, Outcome};
 use super::logs::{Logs, Tail};
 use crate::supervisor::{kill_group, kill_tree, ChildExit, ExitReason, Reaper, SpawnSpec};
 
@@ -46,7 +43,6 @@ pub struct Fork {
     content_type: Option<String>,
     reaper: Arc<Reaper>,
     logs: Logs,
-    forks: AtomicU64,
 }
 
 impl Fork {
@@ -70,13 +66,7 @@ impl Fork {
             content_type,
             reaper,
             logs,
-            forks: AtomicU64::new(0),
         }
-    }
-
-    /// How many processes were forked.
-    pub fn forks(&self) -> u64 {
-        self.forks.load(Ordering::Relaxed)
     }
 
     fn content_type<B>(&self, req: &Request<B>) -> HeaderValue {
@@ -129,7 +119,6 @@ impl Fork {
                 )
             }
         };
-        self.forks.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(pid = child.pid, "forked");
         let tail = Tail::default();
         let stderr = self.logs.forward(
@@ -362,28 +351,7 @@ impl Process {
 }
 
 impl Backend for Fork {
-    fn start(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn call(&self, req: Request<Body>, call: Call) -> BoxFuture<'_, Answer> {
         Box::pin(self.run(req, call))
-    }
-
-    fn health(&self) -> Health {
-        Health::Ready
-    }
-
-    fn settled(&self) -> BoxFuture<'_, Health> {
-        Box::pin(async { Health::Ready })
-    }
-
-    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
-        // Every request gets a fresh process already.
-        Box::pin(async { Ok(()) })
-    }
-
-    fn stop(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
     }
 }

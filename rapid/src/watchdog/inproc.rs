@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 
-use super::backend::{Answer, Backend, Body, BoxFuture, Call, Health, Outcome};
+use super::backend::{Answer, Backend, Body, BoxFuture, Call, Outcome};
 
 /// Largest request body handed to an in-process handler.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -43,10 +43,6 @@ impl<T> Drop for AbortOnDrop<T> {
 pub struct Inproc(pub Arc<dyn Handler>);
 
 impl Backend for Inproc {
-    fn start(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn call(&self, req: Request<Body>, call: Call) -> BoxFuture<'_, Answer> {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
@@ -92,21 +88,5 @@ impl Backend for Inproc {
                 }
             }
         })
-    }
-
-    fn health(&self) -> Health {
-        Health::Ready
-    }
-
-    fn settled(&self) -> BoxFuture<'_, Health> {
-        Box::pin(async { Health::Ready })
-    }
-
-    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn stop(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
     }
 }

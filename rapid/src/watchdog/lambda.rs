@@ -148,11 +148,6 @@ fn render(outcome: InvokeOutcome) -> Answer {
 }
 
 impl Backend for Lambda {
-    fn start(&self) -> BoxFuture<'_, Result<(), String>> {
-        // The engine starts the runtime; invokes wait in its queue meanwhile.
-        Box::pin(async { Ok(()) })
-    }
-
     fn call(&self, req: Request<Body>, call: Call) -> BoxFuture<'_, Answer> {
         Box::pin(self.invoke(req, call))
     }
@@ -167,14 +162,5 @@ impl Backend for Lambda {
 
     fn settled(&self) -> BoxFuture<'_, Health> {
         Box::pin(async move { self.health() })
-    }
-
-    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
-        // One-shot in lambda mode is the engine's (`--one-shot`).
-        Box::pin(async { Ok(()) })
-    }
-
-    fn stop(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
     }
 }

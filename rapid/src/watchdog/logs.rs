@@ -6,16 +6,12 @@
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::task::JoinHandle;
 
-use crate::output::Output;
+use crate::output::{LineSplitter, Output};
 
 /// Bytes of stderr kept for error answers.
 pub const TAIL_BYTES: usize = 4096;
-
-/// A line longer than this is written in pieces as it arrives.
-const PIECE_BYTES: usize = 64 * 1024;
 
 /// The last [`TAIL_BYTES`] of a stream.
 #[derive(Debug, Default, Clone)]
@@ -61,9 +57,6 @@ impl Logs {
     }
 
     fn prefix(&self, stream: &str, call_id: Option<&str>) -> Vec<u8> {
-        if !self.prefix {
-            return Vec::new();
-        }
         let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         match call_id {
             Some(id) => format!("{now} {stream} [{id}]: ").into_bytes(),
@@ -88,57 +81,22 @@ impl Logs {
                     return;
                 }
             };
-            let mut reader = BufReader::with_capacity(me.buffer, rx);
-            // The line so far, and whether its first piece went out already.
-            let mut line = Vec::new();
+            let mut lines = LineSplitter::new(rx, me.buffer);
+            // The prefix goes before a line's first piece only.
             let mut started = false;
-            let emit = |line: &mut Vec<u8>, started: &mut bool, end: bool| {
+            while let Some((piece, end)) = lines.next(stream).await {
                 if let Some(t) = &tail {
-                    t.push(line, end);
+                    t.push(&piece, end);
                 }
-                let mut data = if *started {
-                    Vec::new()
+                let data = if started || !me.prefix {
+                    piece
                 } else {
-                    me.prefix(stream, call_id.as_deref())
+                    let mut d = me.prefix(stream, call_id.as_deref());
+                    d.extend_from_slice(&piece);
+                    d
                 };
-                if data.is_empty() {
-                    data = std::mem::take(line);
-                } else {
-                    data.extend_from_slice(line);
-                    line.clear();
-                }
                 me.out.piece(data, end);
-                *started = !end;
-            };
-            loop {
-                let buf = match reader.fill_buf().await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::debug!(stream, error = %e, "output pipe read failed");
-                        break;
-                    }
-                };
-                if buf.is_empty() {
-                    break;
-                }
-                match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => {
-                        line.extend_from_slice(&buf[..i]);
-                        reader.consume(i + 1);
-                        emit(&mut line, &mut started, true);
-                    }
-                    None => {
-                        let n = buf.len();
-                        line.extend_from_slice(buf);
-                        reader.consume(n);
-                        if line.len() >= PIECE_BYTES {
-                            emit(&mut line, &mut started, false);
-                        }
-                    }
-                }
-            }
-            if !line.is_empty() || started {
-                emit(&mut line, &mut started, true);
+                started = !end;
             }
         })
     }

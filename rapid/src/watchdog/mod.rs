@@ -32,27 +32,19 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 pub use backend::{Backend, Health};
 pub use config::{Mode, WatchdogArgs, WatchdogConfig};
 pub use inproc::Handler;
 
+use crate::bind;
 use crate::config::OneShot;
 use crate::exit_code;
 use crate::output::Output;
 use crate::supervisor::Reaper;
 use front::Front;
 use metrics::Metrics;
-
-async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        tracing::error!("cannot listen for the {what} on {addr}: {e}");
-        eprintln!("rapid: cannot listen for the {what} on {addr}: {e}");
-        ExitCode::from(exit_code::BIND)
-    })
-}
 
 /// Run a process-backed or static watchdog mode until SIGTERM.
 pub async fn run(cfg: WatchdogConfig) -> ExitCode {
@@ -307,21 +299,10 @@ async fn run_backend(
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
 ) -> ExitCode {
-    let mut signals = Vec::new();
-    for (kind, name) in [
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::hangup(), "SIGHUP"),
-        (SignalKind::quit(), "SIGQUIT"),
-    ] {
-        match signal(kind) {
-            Ok(s) => signals.push((s, name)),
-            Err(e) => {
-                eprintln!("rapid: cannot install the {name} handler: {e}");
-                return ExitCode::from(exit_code::SETUP);
-            }
-        }
-    }
+    let mut signals = match crate::Signals::install(false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let listener = match bind(cfg.address, "watchdog front").await {
         Ok(l) => l,
         Err(code) => return code,
@@ -397,15 +378,7 @@ async fn run_backend(
     }
 
     let stop_signal = async {
-        let name = std::future::poll_fn(|cx| {
-            for (s, name) in signals.iter_mut() {
-                if s.poll_recv(cx).is_ready() {
-                    return std::task::Poll::Ready(*name);
-                }
-            }
-            std::task::Poll::Pending
-        })
-        .await;
+        let name = signals.next().await;
         tracing::info!(signal = name, "draining");
         name
     };

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 
-use super::backend::{Answer, Backend, Body, BoxFuture, Call, Health, Outcome};
+use super::backend::{Answer, Backend, Body, BoxFuture, Call, Outcome};
 
 /// Serves a directory.
 pub struct StaticFiles {
@@ -135,22 +135,6 @@ impl Backend for StaticFiles {
                 ),
             }
         })
-    }
-
-    fn health(&self) -> Health {
-        Health::Ready
-    }
-
-    fn settled(&self) -> BoxFuture<'_, Health> {
-        Box::pin(async { Health::Ready })
-    }
-
-    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn stop(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
     }
 }
 
