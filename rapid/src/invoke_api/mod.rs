@@ -92,10 +92,29 @@ pub fn decode_client_context(raw: &str) -> Result<String, String> {
     serde_json::to_string(&value).map_err(|e| e.to_string())
 }
 
-enum InvocationType {
+/// `X-Amz-Invocation-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InvocationType {
+    /// Wait for the answer (the default).
     RequestResponse,
+    /// 202 at once; the invoke runs anyway.
     Event,
+    /// 204; nothing runs.
     DryRun,
+}
+
+impl InvocationType {
+    /// The header's value (absent = RequestResponse); the error names it.
+    pub(crate) fn parse(v: Option<&str>) -> Result<Self, String> {
+        match v {
+            None | Some("RequestResponse") => Ok(InvocationType::RequestResponse),
+            Some("Event") => Ok(InvocationType::Event),
+            Some("DryRun") => Ok(InvocationType::DryRun),
+            Some(other) => Err(format!(
+                "Invalid X-Amz-Invocation-Type '{other}': use RequestResponse, Event or DryRun"
+            )),
+        }
+    }
 }
 
 impl InvokeApi {
@@ -182,17 +201,13 @@ impl InvokeApi {
         if self.shutting_down.load(Ordering::Relaxed) {
             return unavailable(&id, &self.cfg);
         }
-        let kind = match header_str(h, "x-amz-invocation-type") {
-            None | Some("RequestResponse") => InvocationType::RequestResponse,
-            Some("Event") => InvocationType::Event,
-            Some("DryRun") => InvocationType::DryRun,
-            Some(other) => {
+        let kind = match InvocationType::parse(header_str(h, "x-amz-invocation-type")) {
+            Ok(k) => k,
+            Err(msg) => {
                 return json(
                     StatusCode::BAD_REQUEST,
                     ErrorType::InvalidRequestContentException,
-                    format!(
-                    "Invalid X-Amz-Invocation-Type '{other}': use RequestResponse, Event or DryRun"
-                ),
+                    msg,
                 )
             }
         };

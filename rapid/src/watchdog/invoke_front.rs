@@ -16,6 +16,7 @@ use interop::FunctionError;
 
 use super::backend::{full, Body};
 use super::front::Front;
+use crate::invoke_api::InvocationType as Invocation;
 
 /// Bytes of a failed answer's body quoted in the error message.
 const QUOTED: usize = 1024;
@@ -67,17 +68,27 @@ pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body>
         .headers()
         .get("x-amz-invocation-type")
         .map(|v| v.to_str().unwrap_or("?").to_owned());
+    let kind = match Invocation::parse(kind.as_deref()) {
+        Ok(k) => k,
+        Err(msg) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequestContentException,
+                msg,
+            )
+        }
+    };
     let (mut parts, body) = req.into_parts();
     parts.uri = Uri::from_static("/");
     let req = Request::from_parts(parts, body);
-    match kind.as_deref() {
-        None | Some("RequestResponse") => {}
-        Some("DryRun") => {
+    match kind {
+        Invocation::RequestResponse => {}
+        Invocation::DryRun => {
             let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = StatusCode::NO_CONTENT;
             return r;
         }
-        Some("Event") => {
+        Invocation::Event => {
             tokio::spawn(async move {
                 let r = front.invoke(req).await;
                 // Read the answer to its end so the call counts as finished.
@@ -86,15 +97,6 @@ pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body>
             let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = StatusCode::ACCEPTED;
             return r;
-        }
-        Some(other) => {
-            return json(
-                StatusCode::BAD_REQUEST,
-                ErrorType::InvalidRequestContentException,
-                format!(
-                    "Invalid X-Amz-Invocation-Type '{other}': use RequestResponse, Event or DryRun"
-                ),
-            )
         }
     }
     let answer = front.invoke(req).await;
