@@ -407,6 +407,8 @@ impl Config {
         cfg.control_token = token;
         cfg.watchdog = watchdog.map(|mut w| {
             w.invoke_address = invoke_address;
+            w.control_address = cfg.control_api_address;
+            w.control_token = cfg.control_token.clone();
             w
         });
         cfg.watchdog_front = watchdog_front;

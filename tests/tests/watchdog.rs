@@ -942,3 +942,56 @@ fn a_client_that_goes_away_takes_its_forked_process_with_it() {
         assert_eq!(r2.status, 200, "{mode}");
     }
 }
+
+#[test]
+fn the_control_api_drives_a_watchdog_backend() {
+    let tmp = TempDir::new("wd-control");
+    let port = free_port();
+    let mut r = Rapid::builder()
+        .watchdog("http")
+        .control()
+        .env("TMPDIR", &tmp.0.display().to_string())
+        .arg("--upstream-url")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .bootstrap(bin("fx-upstream"))
+        .arg_after(port.to_string())
+        .start();
+    wait_healthy(&r);
+    let state = r.control("GET", "/v1/state", "").json();
+    assert_eq!(state["mode"], "http", "{state}");
+    assert_eq!(state["health"], "Ready", "{state}");
+    assert_eq!(state["inFlight"], 0, "{state}");
+    let first = r.control("POST", "/v1/invoke", "payload");
+    assert_eq!((first.status, first.text().as_str()), (200, "payload"));
+    assert!(first.header("x-call-id").is_some());
+    let pid = first.header("x-pid").expect("pid").to_owned();
+    // Reset: a fresh upstream process.
+    let reset = r
+        .control("POST", "/v1/reset", r#"{"reason":"FAILURE"}"#)
+        .json();
+    assert_eq!(reset["ResetSuccess"]["reason"], "FAILURE", "{reset}");
+    let again = r.control("POST", "/v1/invoke", "x");
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_ne!(again.header("x-pid"), Some(pid.as_str()));
+    let m = get(r.metrics.expect("metrics"), "/metrics").text();
+    assert_eq!(sample(&m, "rapid_resets_total"), Some(1.0), "{m}");
+    // Lambda-only commands are refused with the reason.
+    let init = r.control("POST", "/v1/init", "{}");
+    assert_eq!(init.status, 409);
+    assert!(
+        init.text().contains("watchdog mode http"),
+        "{}",
+        init.text()
+    );
+    assert_eq!(r.control("GET", "/v1/invoke", "").status, 405);
+    assert_eq!(r.control("POST", "/v1/nope", "").status, 404);
+    // Shutdown answers once the function is stopped; rapid then exits 0.
+    let children = r.children();
+    let done = r.control("POST", "/v1/shutdown", "").json();
+    assert!(done["durationMs"].as_f64().is_some(), "{done}");
+    let status = r.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(status.success(), "{status:?}");
+    for pid in children {
+        assert!(!rapid_tests::alive(pid), "{pid} left behind");
+    }
+}

@@ -244,6 +244,10 @@ pub struct WatchdogConfig {
     pub metrics_address: Option<SocketAddr>,
     /// The Invoke API over the watchdog backend (only when given).
     pub invoke_address: Option<SocketAddr>,
+    /// The control API over the watchdog backend.
+    pub control_address: Option<SocketAddr>,
+    /// Its bearer token.
+    pub control_token: Option<String>,
     /// Drain delay on SIGTERM.
     pub drain_delay: Duration,
     /// Upstream restart policy.
@@ -322,6 +326,8 @@ impl WatchdogConfig {
             address,
             metrics_address,
             invoke_address: None,
+            control_address: None,
+            control_token: None,
             drain_delay: a.healthcheck_interval.unwrap_or(a.write_timeout),
             restart: a.restart,
             one_shot,

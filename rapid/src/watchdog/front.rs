@@ -70,6 +70,11 @@ impl Front {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Whether SIGTERM (or a shutdown) made it unready.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     /// Refuse requests from now on.
     pub fn close(&self) {
         self.draining.store(true, Ordering::SeqCst);

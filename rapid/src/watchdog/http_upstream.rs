@@ -313,7 +313,9 @@ impl Inner {
         let mut health = self.health.subscribe();
         let gone = tokio::time::timeout(STOP_GRACE, async {
             loop {
-                if self.pid.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+                // Gone once the supervisor let go of it (it may already
+                // have started the next one).
+                if *self.pid.lock().unwrap_or_else(|p| p.into_inner()) != Some(pid) {
                     return;
                 }
                 if health.changed().await.is_err() {
@@ -584,7 +586,6 @@ impl Backend for HttpUpstream {
             }
             inner.replacing.store(true, Ordering::SeqCst);
             inner.set_health(Health::Starting);
-            inner.metrics.reset();
             inner.terminate().await;
             match self.settled().await {
                 Health::Ready => Ok(()),

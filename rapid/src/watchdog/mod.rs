@@ -14,6 +14,7 @@
 
 pub mod backend;
 pub mod config;
+mod control;
 pub mod fork;
 pub mod front;
 pub mod http_upstream;
@@ -321,6 +322,14 @@ async fn run_backend(
         },
         None => None,
     };
+    let control_listener = match cfg.control_address {
+        Some(a) => match bind(a, "control API").await {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel();
     let started = tokio::time::Instant::now();
     if let Err(why) = backend.start().await {
         eprintln!("rapid: cannot start the {} backend: {why}", cfg.mode.name());
@@ -333,6 +342,25 @@ async fn run_backend(
         backend.clone(),
         metrics.clone(),
     );
+    if let Some(l) = control_listener {
+        let control = Arc::new(control::Control {
+            cfg: cfg.clone(),
+            front: front.clone(),
+            backend: backend.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown_tx,
+        });
+        // The control API outlives the drain: it answers the shutdown it
+        // asked for. Its stop signal never fires (the sender lives in the task).
+        let read_timeout = cfg.read_timeout;
+        tokio::spawn(async move {
+            let (_never_tx, never) = watch::channel(false);
+            server::serve(l, "control", read_timeout, never, move |req| {
+                control.clone().handle(req)
+            })
+            .await
+        });
+    }
     if let Some(l) = invoke_listener {
         let f = front.clone();
         tokio::spawn(server::serve(
@@ -383,8 +411,14 @@ async fn run_backend(
         name
     };
     tokio::pin!(stop_signal);
+    let mut shutdown_reply = None;
     let drain_delay = loop {
         tokio::select! {
+            Some(reply) = shutdown_rx.recv() => {
+                tracing::info!("shutdown asked for over the control API");
+                shutdown_reply = Some(reply);
+                break Duration::ZERO;
+            }
             // SIGINT is someone at a terminal: no orchestrator to wait for.
             name = &mut stop_signal => break if name == "SIGINT" { Duration::ZERO } else { cfg.drain_delay },
             Some(()) = one_shot_done.recv() => match cfg.one_shot {
@@ -440,6 +474,12 @@ async fn run_backend(
     }
     backend.stop().await;
     remove_lock(&cfg);
+    if let Some(reply) = shutdown_reply {
+        let _ = reply.send(interop::ShutdownSuccess {
+            duration_ms: t.elapsed().as_secs_f64() * 1000.0,
+            killed: false,
+        });
+    }
     // Let the last answers flush.
     tokio::time::sleep(Duration::from_millis(20)).await;
     tracing::info!("stopped");

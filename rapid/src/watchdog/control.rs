@@ -1,0 +1,201 @@
+//! The control API over a watchdog backend (`--control-api-address` in a
+//! watchdog mode): a platform drives the function with the same routes and
+//! typed messages as in lambda mode where they apply.
+//!
+//! | call | answer |
+//! |---|---|
+//! | `GET /v1/state` | `{"mode", "health", "inFlight", "draining"}` |
+//! | `POST /v1/invoke` | the body goes to the function as `POST /` through the front; its answer comes back as is |
+//! | `POST /v1/reset` (`Reset`) | a fresh function (`recycle`): `{"ResetSuccess"}` / `{"ResetFailure"}` |
+//! | `POST /v1/shutdown` | drain, stop the function, `ShutdownSuccess`; rapid then exits |
+//! | `POST /v1/init`, `/v1/restore` | 409 `InvalidStateTransition`: the function starts with rapid |
+
+use std::sync::Arc;
+
+use fatalerror::ErrorType;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use interop::{FunctionError, ResetFailure, ResetResult, ResetSuccess, ShutdownSuccess};
+use tokio::sync::{mpsc, oneshot};
+
+use super::backend::{full, Backend, Body, Health};
+use super::config::WatchdogConfig;
+use super::front::Front;
+use super::metrics::Metrics;
+
+/// A shutdown asked for over the control API; answered once everything stopped.
+pub type ShutdownRequest = oneshot::Sender<ShutdownSuccess>;
+
+/// The control front of a watchdog mode.
+pub struct Control {
+    pub(super) cfg: Arc<WatchdogConfig>,
+    pub(super) front: Arc<Front>,
+    pub(super) backend: Arc<dyn Backend>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) shutdown: mpsc::UnboundedSender<ShutdownRequest>,
+}
+
+fn typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let mut r = Response::new(full(serde_json::to_vec(value).unwrap_or_default()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, error_type: &str, message: String) -> Response<Body> {
+    typed(
+        status,
+        &serde_json::json!({"errorType": error_type, "errorMessage": message}),
+    )
+}
+
+impl Control {
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = &self.cfg.control_token else {
+            return true;
+        };
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == token)
+    }
+
+    /// Answer one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if !self.authorized(&req) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidRequestFormat",
+                "Missing or wrong bearer token (Authorization: Bearer <token>)".into(),
+            );
+        }
+        let path = req.uri().path().to_owned();
+        let want = if path == "/v1/state" {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        let known = matches!(
+            path.as_str(),
+            "/v1/state" | "/v1/init" | "/v1/invoke" | "/v1/reset" | "/v1/shutdown" | "/v1/restore"
+        );
+        if !known {
+            return error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("No such route: {} {path}", req.method()),
+            );
+        }
+        if req.method() != want {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("Method {} is not allowed on {path}", req.method()),
+            );
+        }
+        match path.as_str() {
+            "/v1/state" => self.state(),
+            "/v1/invoke" => {
+                let (mut parts, body) = req.into_parts();
+                parts.uri = Uri::from_static("/");
+                self.front
+                    .clone()
+                    .invoke(Request::from_parts(parts, body))
+                    .await
+            }
+            "/v1/reset" => self.reset(req).await,
+            "/v1/shutdown" => {
+                let (tx, rx) = oneshot::channel();
+                if self.shutdown.send(tx).is_err() {
+                    return error(
+                        StatusCode::CONFLICT,
+                        "InvalidStateTransition",
+                        "rapid is already shutting down".into(),
+                    );
+                }
+                match rx.await {
+                    Ok(done) => typed(StatusCode::OK, &done),
+                    Err(_) => error(
+                        StatusCode::CONFLICT,
+                        "InvalidStateTransition",
+                        "rapid is already shutting down".into(),
+                    ),
+                }
+            }
+            _ => error(
+                StatusCode::CONFLICT,
+                "InvalidStateTransition",
+                format!(
+                    "{path} does not apply to watchdog mode {}: the function starts with rapid",
+                    self.cfg.mode.name()
+                ),
+            ),
+        }
+    }
+
+    fn state(&self) -> Response<Body> {
+        let (health, why) = match self.backend.health() {
+            Health::Ready => ("Ready", None),
+            Health::Starting => ("Starting", None),
+            Health::Unhealthy(why) => ("Unhealthy", Some(why)),
+        };
+        typed(
+            StatusCode::OK,
+            &serde_json::json!({
+                "mode": self.cfg.mode.name(),
+                "health": health,
+                "why": why,
+                "inFlight": self.metrics.in_flight(),
+                "draining": self.front.is_draining(),
+            }),
+        )
+    }
+
+    async fn reset(&self, req: Request<Incoming>) -> Response<Body> {
+        let bytes = match req.into_body().collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestFormat",
+                    format!("Could not read the body: {e}"),
+                )
+            }
+        };
+        let reset: interop::Reset = if bytes.iter().all(u8::is_ascii_whitespace) {
+            interop::Reset::default()
+        } else {
+            match serde_json::from_slice(&bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidRequestFormat",
+                        format!("Invalid JSON body: {e}"),
+                    )
+                }
+            }
+        };
+        let t = tokio::time::Instant::now();
+        let result = match self.backend.recycle().await {
+            Ok(()) => {
+                self.metrics.reset();
+                ResetResult::ResetSuccess(ResetSuccess {
+                    reason: reset.reason,
+                    duration_ms: t.elapsed().as_secs_f64() * 1000.0,
+                    extensions_reset_ms: 0.0,
+                })
+            }
+            Err(why) => ResetResult::ResetFailure(ResetFailure {
+                reason: reset.reason,
+                error: FunctionError::new(ErrorType::SandboxFailure, why),
+            }),
+        };
+        typed(StatusCode::OK, &result)
+    }
+}
