@@ -387,10 +387,23 @@ impl Inner {
                 .checkout()
                 .await
                 .map_err(|e| format!("cannot reach the upstream at {}: {e}", self.authority))?;
-            let resp = sender
-                .send_request(forwarded)
-                .await
-                .map_err(|e| format!("the upstream at {} failed: {e}", self.authority))?;
+            let failed =
+                |e: &hyper::Error| format!("the upstream at {} failed: {e}", self.authority);
+            let resp = match sender.try_send_request(forwarded).await {
+                Ok(r) => r,
+                // A pooled connection the upstream closed before the request
+                // went out: the request comes back and goes on a fresh one.
+                Err(mut e) => match e.take_message() {
+                    Some(again) => {
+                        tracing::debug!(error = %e.error(), "pooled connection unusable; reconnecting");
+                        sender = self.connect().await.map_err(|e| {
+                            format!("cannot reach the upstream at {}: {e}", self.authority)
+                        })?;
+                        sender.send_request(again).await.map_err(|e| failed(&e))?
+                    }
+                    None => return Err(failed(e.error())),
+                },
+            };
             Ok::<_, String>((sender, resp))
         };
         let (sender, mut resp) = tokio::select! {
