@@ -995,3 +995,20 @@ fn the_control_api_drives_a_watchdog_backend() {
         assert!(!rapid_tests::alive(pid), "{pid} left behind");
     }
 }
+
+#[test]
+fn read_timeout_bounds_a_stalled_request_body() {
+    let r = fork_mode("serializing", "cat", &["--read-timeout", "400ms"]);
+    let mut s = TcpStream::connect(r.invoke).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    // Promise 100 bytes, send 5, stall.
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhello")
+        .expect("write");
+    let t = Instant::now();
+    let resp = rapid_tests::read_response(&mut BufReader::new(s), |_| {});
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(resp.text().contains("timed out"), "{}", resp.text());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // The sandbox is fine afterwards.
+    assert_eq!(post(r.invoke, "/", b"next").text(), "next");
+}
