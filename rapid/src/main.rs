@@ -5,18 +5,38 @@ use std::process::ExitCode;
 use clap::Parser;
 use rapid::config::{Args, Config};
 use rapid::supervisor::vm_init;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
+/// Diagnostics on stderr at `level`; `RAPID_LOG` may refine it per target
+/// (`info,rapid::watchdog=debug`). A plain target filter, not an EnvFilter:
+/// its regex engine would add a good part of rapid's resident memory.
 fn init_tracing(level: &str, format: &str) {
-    let filter = EnvFilter::try_from_env("RAPID_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = std::env::var("RAPID_LOG")
+        .ok()
+        .and_then(|v| match v.parse::<Targets>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("rapid: ignoring RAPID_LOG={v:?}: {e}");
+                None
+            }
+        })
+        .unwrap_or_else(|| {
+            level
+                .parse::<Targets>()
+                .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+        });
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
     if format == "json" {
-        builder.json().init();
+        tracing_subscriber::registry()
+            .with(fmt.json().with_filter(filter))
+            .init();
     } else {
-        builder.with_ansi(false).init();
+        tracing_subscriber::registry()
+            .with(fmt.with_ansi(false).with_filter(filter))
+            .init();
     }
 }
 
