@@ -23,6 +23,12 @@ pub const DEFAULT_BOOTSTRAPS: [&str; 3] = [
 ///
 /// Every failure (crash, timeout, oversize response) comes back as an exact Lambda
 /// error. rapid can run as PID 1 of a container or microVM.
+///
+/// With --mode http|streaming|serializing|static it hosts a function the way
+/// OpenFaaS's of-watchdog does instead (any path on port 8080, /_/health,
+/// /_/ready, metrics on 8081), reading of-watchdog's variables too:
+///
+///   mode=streaming fprocess="wc -c" rapid
 #[derive(Debug, Clone, Parser)]
 #[command(name = "rapid", version, about, long_about, max_term_width = 100)]
 pub struct Args {
