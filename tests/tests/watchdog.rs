@@ -401,6 +401,8 @@ fn one_shot_refuses_a_second_request_while_draining() {
     let addr = r.invoke;
     let first = std::thread::spawn(move || post(addr, "/", b"first"));
     std::thread::sleep(Duration::from_millis(200));
+    let ready = get(addr, "/_/ready");
+    assert_eq!(ready.status, 503, "unready while the one request runs");
     let second = post(addr, "/", b"second");
     assert_eq!(second.status, 503, "{}", second.text());
     assert!(second.text().contains("one-shot"), "{}", second.text());
@@ -1011,4 +1013,24 @@ fn read_timeout_bounds_a_stalled_request_body() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     // The sandbox is fine afterwards.
     assert_eq!(post(r.invoke, "/", b"next").text(), "next");
+}
+
+#[test]
+fn huge_x_timeout_and_oversize_buffered_bodies_are_answered_not_fatal() {
+    let r = fork_mode("serializing", "cat", &["--exec-timeout", "0"]);
+    // No exec timeout: X-Timeout alone sets the budget, however large.
+    let resp = request(
+        r.invoke,
+        "POST",
+        "/",
+        &[("x-timeout", "18446744073709551615")],
+        b"big budget",
+    );
+    assert_eq!((resp.status, resp.text().as_str()), (200, "big budget"));
+    // Serializing mode buffers the body: past 64 MiB it is a 413.
+    let body = vec![b'x'; 64 * 1024 * 1024 + 1];
+    let resp = post(r.invoke, "/", &body);
+    assert_eq!(resp.status, 413, "{}", resp.text());
+    assert!(resp.text().contains("67108864"), "{}", resp.text());
+    assert_eq!(post(r.invoke, "/", b"still up").text(), "still up");
 }

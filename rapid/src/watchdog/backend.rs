@@ -2,6 +2,7 @@
 //! the body type, plain-text error answers, and the per-call context.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -133,6 +134,10 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed_unsync()
 }
 
+/// The largest request body a backend buffers whole (serializing mode, http
+/// mode with `http_buffer_req_body`, inproc); past it 413.
+pub const MAX_BUFFERED_BODY: usize = 64 * 1024 * 1024;
+
 /// The whole request body, at most `limit` bytes (413 past it).
 pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Answer> {
     let mut buf = bytes::BytesMut::new();
@@ -158,6 +163,24 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Answer> {
     Ok(buf.freeze())
 }
 
+/// Empty `dir` (its contents, not the directory).
+pub fn wipe_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let r = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        if let Err(err) = r {
+            tracing::warn!(path = %p.display(), error = %err, "cannot wipe the scratch directory");
+        }
+    }
+}
+
 /// What the watchdog drives: the http, fork, static and in-process backends.
 ///
 /// The defaults fit a backend with nothing to start or stop (always ready,
@@ -181,9 +204,15 @@ pub trait Backend: Send + Sync + 'static {
     fn ready_probe(&self) -> Option<BoxFuture<'_, Response<Body>>> {
         None
     }
-    /// One-shot recycle: replace the function with a fresh one.
-    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
+    /// One-shot recycle: replace the function with a fresh one, `scratch`
+    /// emptied once the old one is gone and before the new one starts.
+    fn recycle<'a>(&'a self, scratch: Option<&'a Path>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if let Some(dir) = scratch {
+                wipe_scratch(dir);
+            }
+            Ok(())
+        })
     }
     /// Stop the function for good (SIGTERM, then SIGKILL after a grace period).
     fn stop(&self) -> BoxFuture<'_, ()> {

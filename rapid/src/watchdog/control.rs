@@ -182,7 +182,13 @@ impl Control {
             }
         };
         let t = tokio::time::Instant::now();
-        let result = match self.backend.recycle().await {
+        let result = match tokio::time::timeout(
+            super::RECYCLE_LIMIT,
+            self.backend.recycle(self.cfg.scratch_dir.as_deref()),
+        )
+        .await
+        .unwrap_or_else(|_| Err("the fresh function did not start in time".into()))
+        {
             Ok(()) => {
                 self.metrics.reset();
                 ResetResult::ResetSuccess(ResetSuccess {

@@ -21,7 +21,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
-use super::backend::{cgi_environment, Answer, Backend, Body, BoxError, BoxFuture, Call, Outcome};
+use super::backend::{
+    cgi_environment, read_body, Answer, Backend, Body, BoxError, BoxFuture, Call, Outcome,
+    MAX_BUFFERED_BODY,
+};
 use super::logs::{Logs, Tail};
 use crate::supervisor::{kill_group, kill_tree, ChildExit, ExitReason, Reaper, SpawnSpec};
 
@@ -93,18 +96,12 @@ impl Fork {
             Style::Streaming => Input::Stream(body),
             Style::Serializing => {
                 let collected = tokio::select! {
-                    r = body.collect() => r,
+                    r = read_body(body, MAX_BUFFERED_BODY) => r,
                     _ = call.expired() => return call.timeout_answer(),
                 };
                 match collected {
-                    Ok(c) => Input::Whole(c.to_bytes()),
-                    Err(e) => {
-                        return Answer::failed(
-                            StatusCode::BAD_REQUEST,
-                            format!("cannot read the request body: {e}"),
-                            Outcome::Error,
-                        )
-                    }
+                    Ok(b) => Input::Whole(b),
+                    Err(answer) => return answer,
                 }
             }
         };

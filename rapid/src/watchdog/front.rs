@@ -120,6 +120,12 @@ impl Front {
     }
 
     async fn ready(&self) -> Response<Body> {
+        if self.cfg.one_shot.is_some() && self.gate.load(Ordering::SeqCst) != GATE_OPEN {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "one-shot: this sandbox is serving its one request",
+            );
+        }
         if let Some(limit) = self.cfg.max_inflight {
             if self.inflight.load(Ordering::SeqCst) >= limit {
                 return text(
@@ -154,6 +160,7 @@ impl Front {
     /// Serve one request to the function (not a probe path).
     pub async fn invoke(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if self.closed.load(Ordering::SeqCst) {
+            self.metrics.counted(req.method().as_str(), 503);
             let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "rapid is shutting down");
             r.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -166,6 +173,7 @@ impl Front {
                 .compare_exchange(GATE_OPEN, GATE_TAKEN, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
         {
+            self.metrics.counted(req.method().as_str(), 503);
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "one-shot: this sandbox has served its request and is being replaced",
@@ -234,7 +242,8 @@ impl Front {
         }
         let call = Call {
             id: call_id.clone(),
-            deadline: budget.map(|b| guard.start + b),
+            // A budget too large to add is no deadline at all.
+            deadline: budget.and_then(|b| guard.start.checked_add(b)),
             budget,
         };
         // A function still starting (or restarting) gets until the deadline.
@@ -251,7 +260,6 @@ impl Front {
             Health::Ready => {}
             Health::Starting => {
                 guard.code = 503;
-                self.metrics.invoked("timeout");
                 return with_call_headers(
                     text(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -263,7 +271,6 @@ impl Front {
             }
             Health::Unhealthy(why) => {
                 guard.code = 502;
-                self.metrics.invoked("error");
                 return with_call_headers(
                     text(
                         StatusCode::BAD_GATEWAY,

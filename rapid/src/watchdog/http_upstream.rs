@@ -8,7 +8,7 @@
 //! both ways; `Connection: upgrade` requests (websockets) are relayed byte for
 //! byte after the upstream's 101.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,10 @@ struct Inner {
     stopping: AtomicBool,
     /// Turns false when the process has exited and will not be restarted.
     alive: watch::Sender<bool>,
+    /// Wakes the supervisor out of its back-off (stop, recycle).
+    wake: tokio::sync::Notify,
+    /// Emptied between a replaced process and the next (one-shot recycle).
+    scratch: Mutex<Option<PathBuf>>,
     pool: Pool,
 }
 
@@ -146,6 +150,8 @@ impl HttpUpstream {
             replacing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             alive: watch::Sender::new(true),
+            wake: tokio::sync::Notify::new(),
+            scratch: Mutex::new(None),
             pool: Pool::default(),
         }))
     }
@@ -243,6 +249,11 @@ impl Inner {
     async fn supervise(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                self.set_health(Health::Unhealthy("stopped".into()));
+                self.alive.send_replace(false);
+                return;
+            }
             let (exits_tx, mut exits) = mpsc::unbounded_channel();
             self.set_health(Health::Starting);
             let started = Instant::now();
@@ -279,6 +290,15 @@ impl Inner {
                 return;
             }
             if self.replacing.swap(false, Ordering::SeqCst) {
+                // The old process is gone; the next one gets a clean scratch.
+                if let Some(dir) = self
+                    .scratch
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                {
+                    super::backend::wipe_scratch(&dir);
+                }
                 backoff = Duration::from_millis(100);
                 continue;
             }
@@ -298,7 +318,11 @@ impl Inner {
                         retry_in_ms = backoff.as_millis() as u64,
                         "{reason}; restarting it"
                     );
-                    tokio::time::sleep(backoff).await;
+                    // A stop or a recycle cuts the back-off short.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.wake.notified() => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -358,25 +382,18 @@ impl Inner {
         }
         let body = if self.buffer_request_body {
             let collected = tokio::select! {
-                r = body.collect() => r,
+                r = super::backend::read_body(body, super::backend::MAX_BUFFERED_BODY) => r,
                 _ = call.expired() => return call.timeout_answer(),
             };
             match collected {
-                Ok(c) => {
-                    let b = c.to_bytes();
+                Ok(b) => {
                     parts.headers.remove(header::TRANSFER_ENCODING);
                     parts
                         .headers
                         .insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
                     super::backend::full(b)
                 }
-                Err(e) => {
-                    return Answer::failed(
-                        StatusCode::BAD_REQUEST,
-                        format!("cannot read the request body: {e}"),
-                        Outcome::Error,
-                    )
-                }
+                Err(answer) => return answer,
             }
         } else {
             body
@@ -591,18 +608,35 @@ impl Backend for HttpUpstream {
         }))
     }
 
-    fn recycle(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn recycle<'a>(&'a self, scratch: Option<&'a Path>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let inner = &self.0;
             if !*inner.alive.borrow() {
                 return Err("the function is down and not restarted".into());
             }
-            inner.replacing.store(true, Ordering::SeqCst);
+            let running = inner
+                .pid
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
             inner.set_health(Health::Starting);
-            inner.terminate().await;
+            if running {
+                // The supervisor wipes the scratch once the old process is gone.
+                *inner.scratch.lock().unwrap_or_else(|p| p.into_inner()) =
+                    scratch.map(Path::to_path_buf);
+                inner.replacing.store(true, Ordering::SeqCst);
+                inner.terminate().await;
+            } else {
+                // Between a crash and its restart: nothing runs, start now.
+                if let Some(dir) = scratch {
+                    super::backend::wipe_scratch(dir);
+                }
+                inner.wake.notify_one();
+            }
             match self.settled().await {
                 Health::Ready => Ok(()),
-                h => Err(format!("the fresh function did not start: {h:?}")),
+                Health::Starting => Err("the fresh function did not start".into()),
+                Health::Unhealthy(why) => Err(format!("the fresh function did not start: {why}")),
             }
         })
     }
@@ -611,6 +645,7 @@ impl Backend for HttpUpstream {
         Box::pin(async move {
             let inner = &self.0;
             inner.stopping.store(true, Ordering::SeqCst);
+            inner.wake.notify_one();
             inner.terminate().await;
             let mut alive = inner.alive.subscribe();
             let _ = tokio::time::timeout(Duration::from_secs(1), alive.wait_for(|a| !*a)).await;

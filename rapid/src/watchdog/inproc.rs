@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode};
 use super::backend::{Answer, Backend, Body, BoxFuture, Call, Outcome};
 
 /// Largest request body handed to an in-process handler.
-pub const MAX_BODY: usize = 64 * 1024 * 1024;
+pub const MAX_BODY: usize = super::backend::MAX_BUFFERED_BODY;
 
 /// A function served in-process.
 pub trait Handler: Send + Sync + 'static {

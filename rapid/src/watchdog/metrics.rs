@@ -52,6 +52,12 @@ impl Metrics {
         }
     }
 
+    /// A request answered at once, never in flight (refused while draining).
+    pub fn counted(&self, method: &str, code: u16) {
+        self.started();
+        self.finished(method, code, Duration::ZERO);
+    }
+
     /// A call reached the function and ended with `outcome`.
     pub fn invoked(&self, outcome: &'static str) {
         let mut m = self.invokes.lock().unwrap_or_else(|p| p.into_inner());

@@ -212,23 +212,6 @@ fn remove_lock(cfg: &WatchdogConfig) {
     }
 }
 
-fn wipe_scratch(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let r = if p.is_dir() && !p.is_symlink() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        if let Err(err) = r {
-            tracing::warn!(path = %p.display(), error = %err, "cannot wipe the scratch directory");
-        }
-    }
-}
-
 /// Serve the front (and metrics) on the bound listeners; `true` on the
 /// returned sender stops accepting.
 fn serve_front(
@@ -237,27 +220,46 @@ fn serve_front(
     metrics_listener: Option<TcpListener>,
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
-) -> (
-    Arc<Front>,
-    tokio::sync::mpsc::UnboundedReceiver<()>,
-    watch::Sender<bool>,
-) {
+) -> Served {
     let (front, one_shot_done) = Front::new(cfg.clone(), backend, metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let connections = Arc::new(server::Connections::default());
     let f = front.clone();
     tokio::spawn(server::serve(
         listener,
         "watchdog",
         cfg.read_timeout,
         stop_rx.clone(),
+        connections.clone(),
         move |req| f.clone().handle(req),
     ));
     if let Some(l) = metrics_listener {
-        tokio::spawn(server::serve(l, "metrics", None, stop_rx, move |req| {
-            metrics_answer(metrics.clone(), req)
-        }));
+        tokio::spawn(server::serve(
+            l,
+            "metrics",
+            None,
+            stop_rx,
+            Arc::default(),
+            move |req| metrics_answer(metrics.clone(), req),
+        ));
     }
-    (front, one_shot_done, stop_tx)
+    Served {
+        front,
+        one_shot_done,
+        stop: stop_tx,
+        connections,
+    }
+}
+
+/// A front being served.
+struct Served {
+    front: Arc<Front>,
+    /// Hears when the one-shot request is over.
+    one_shot_done: tokio::sync::mpsc::UnboundedReceiver<()>,
+    /// `true` stops accepting; open connections finish and close.
+    stop: watch::Sender<bool>,
+    /// The front's (and the Invoke API's) open connections.
+    connections: Arc<server::Connections>,
 }
 
 /// The watchdog front over the Lambda engine (lambda mode with
@@ -282,7 +284,7 @@ pub async fn front_over_lambda(
         max_queue,
         function_timeout,
     ));
-    let (front, _, stop) = serve_front(
+    let Served { front, stop, .. } = serve_front(
         &cfg,
         listener,
         metrics_listener,
@@ -291,6 +293,19 @@ pub async fn front_over_lambda(
     );
     tracing::info!(address = %cfg.address, metrics = ?cfg.metrics_address, "watchdog front listening");
     Ok((front, stop))
+}
+
+/// How long a one-shot recycle (or a control-API reset) may take.
+pub(crate) const RECYCLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// The drain delay after the stop signal `name`: SIGINT is someone at a
+/// terminal, with no orchestrator to wait for.
+fn drain_delay_for(name: &str, cfg: &WatchdogConfig) -> Duration {
+    if name == "SIGINT" {
+        Duration::ZERO
+    } else {
+        cfg.drain_delay
+    }
 }
 
 /// Serve `backend` behind the front until stopped; the shared lifecycle of
@@ -335,7 +350,12 @@ async fn run_backend(
         eprintln!("rapid: cannot start the {} backend: {why}", cfg.mode.name());
         return ExitCode::from(exit_code::SETUP);
     }
-    let (front, mut one_shot_done, stop_tx) = serve_front(
+    let Served {
+        front,
+        mut one_shot_done,
+        stop: stop_tx,
+        connections,
+    } = serve_front(
         &cfg,
         listener,
         metrics_listener,
@@ -355,9 +375,14 @@ async fn run_backend(
         let read_timeout = cfg.read_timeout;
         tokio::spawn(async move {
             let (_never_tx, never) = watch::channel(false);
-            server::serve(l, "control", read_timeout, never, move |req| {
-                control.clone().handle(req)
-            })
+            server::serve(
+                l,
+                "control",
+                read_timeout,
+                never,
+                Arc::default(),
+                move |req| control.clone().handle(req),
+            )
             .await
         });
     }
@@ -368,6 +393,7 @@ async fn run_backend(
             "invoke",
             cfg.read_timeout,
             stop_tx.subscribe(),
+            connections.clone(),
             move |req| invoke_front::handle(f.clone(), req),
         ));
     }
@@ -411,41 +437,59 @@ async fn run_backend(
         name
     };
     tokio::pin!(stop_signal);
-    let mut shutdown_reply = None;
+    let mut shutdown_replies = Vec::new();
     let drain_delay = loop {
-        tokio::select! {
+        let recycle = tokio::select! {
             Some(reply) = shutdown_rx.recv() => {
                 tracing::info!("shutdown asked for over the control API");
-                shutdown_reply = Some(reply);
+                shutdown_replies.push(reply);
                 break Duration::ZERO;
             }
             // SIGINT is someone at a terminal: no orchestrator to wait for.
-            name = &mut stop_signal => break if name == "SIGINT" { Duration::ZERO } else { cfg.drain_delay },
+            name = &mut stop_signal => break drain_delay_for(name, &cfg),
             Some(()) = one_shot_done.recv() => match cfg.one_shot {
-                Some(OneShot::Recycle) => {
-                    let t = tokio::time::Instant::now();
-                    if let Some(dir) = &cfg.scratch_dir {
-                        wipe_scratch(dir);
-                    }
-                    match backend.recycle().await {
-                        Ok(()) => {
-                            metrics.reset();
-                            tracing::info!(took_ms = t.elapsed().as_millis() as u64, "one-shot: recycled");
-                            front.reopen_gate();
-                        }
-                        Err(why) => {
-                            tracing::error!("one-shot: cannot recycle: {why}; shutting down");
-                            break Duration::ZERO;
-                        }
-                    }
-                }
+                Some(OneShot::Recycle) => true,
                 _ => {
                     tracing::info!("one-shot: the request is served; exiting");
                     break Duration::ZERO;
                 }
             },
+        };
+        if recycle {
+            // A stop arriving meanwhile wins; a fresh function that never
+            // comes up ends the sandbox instead of hanging it.
+            let t = tokio::time::Instant::now();
+            let replaced = tokio::select! {
+                r = tokio::time::timeout(RECYCLE_LIMIT, backend.recycle(cfg.scratch_dir.as_deref())) => {
+                    r.unwrap_or_else(|_| Err(format!("the fresh function did not start within {}", humantime::format_duration(RECYCLE_LIMIT))))
+                }
+                Some(reply) = shutdown_rx.recv() => {
+                    shutdown_replies.push(reply);
+                    break Duration::ZERO;
+                }
+                name = &mut stop_signal => break drain_delay_for(name, &cfg),
+            };
+            match replaced {
+                Ok(()) => {
+                    metrics.reset();
+                    tracing::info!(
+                        took_ms = t.elapsed().as_millis() as u64,
+                        "one-shot: recycled"
+                    );
+                    front.reopen_gate();
+                }
+                Err(why) => {
+                    tracing::error!("one-shot: cannot recycle: {why}; shutting down");
+                    break Duration::ZERO;
+                }
+            }
         }
     };
+    // Shutdowns asked for from now on are refused (409); those queued are answered at the end.
+    shutdown_rx.close();
+    while let Ok(reply) = shutdown_rx.try_recv() {
+        shutdown_replies.push(reply);
+    }
     // Unready first; requests are still served while the orchestrator notices.
     front.drain();
     remove_lock(&cfg);
@@ -474,14 +518,23 @@ async fn run_backend(
     }
     backend.stop().await;
     remove_lock(&cfg);
-    if let Some(reply) = shutdown_reply {
+    let answered_control = !shutdown_replies.is_empty();
+    for reply in shutdown_replies {
         let _ = reply.send(interop::ShutdownSuccess {
             duration_ms: t.elapsed().as_secs_f64() * 1000.0,
             killed: false,
         });
     }
-    // Let the last answers flush.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    if answered_control {
+        // The control connection stays open (keep-alive): give its answer a moment.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the last answers reach their clients: every connection finishes
+    // what it is writing and closes (bounded by the write timeout).
+    let flush = cfg.write_timeout.unwrap_or(Duration::from_secs(30));
+    if !connections.wait_idle(flush).await {
+        tracing::warn!("connections still open after the write timeout; exiting anyway");
+    }
     tracing::info!("stopped");
     ExitCode::from(exit_code::OK)
 }

@@ -4,6 +4,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -12,16 +14,52 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::backend::Body;
 
-/// Serve `handler` on `listener` until `stop` turns true.
+/// Open connections, so that an exit can wait until their answers are out.
+#[derive(Debug, Default)]
+pub struct Connections {
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+impl Connections {
+    /// Wait until every connection closed, at most `limit`; whether they did.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.idle.notified();
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return self.live.load(Ordering::SeqCst) == 0;
+            }
+        }
+    }
+}
+
+/// Counts one connection while it lives.
+struct Live(Arc<Connections>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Serve `handler` on `listener` until `stop` turns true; then connections
+/// finish the answer they are writing and close (keep-alive ends).
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     name: &'static str,
     read_timeout: Option<Duration>,
     mut stop: watch::Receiver<bool>,
+    connections: Arc<Connections>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
@@ -46,7 +84,11 @@ pub async fn serve<F, Fut>(
             tracing::debug!(api = name, error = %e, "set TCP_NODELAY failed");
         }
         let handler = handler.clone();
+        connections.live.fetch_add(1, Ordering::SeqCst);
+        let live = Live(connections.clone());
+        let mut stop = stop.clone();
         tokio::spawn(async move {
+            let _live = live;
             let svc = service_fn(move |req: Request<Incoming>| {
                 let fut = handler(req);
                 async move { Ok::<_, Infallible>(fut.await) }
@@ -60,7 +102,15 @@ pub async fn serve<F, Fut>(
             let conn = builder
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades();
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(api = name, %peer, error = %e, "connection ended with an error");
             }
         });
