@@ -218,7 +218,14 @@ fn http_mode_without_restart_reports_unhealthy_and_keeps_answering() {
     let tmp = TempDir::new("wd-norestart");
     let r = http_mode(&tmp, &["--restart", "never"], &[]);
     wait_healthy(&r);
+    assert!(eventually(Duration::from_secs(2), || tmp
+        .path(".lock")
+        .exists()));
     assert_eq!(get(r.invoke, "/exit").status, 502);
+    assert!(
+        eventually(Duration::from_secs(5), || !tmp.path(".lock").exists()),
+        "the lock file goes with the function's health"
+    );
     assert!(eventually(Duration::from_secs(5), || {
         get(r.invoke, "/_/health").status == 503
     }));

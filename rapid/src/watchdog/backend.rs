@@ -200,6 +200,11 @@ pub trait Backend: Send + Sync + 'static {
     fn settled(&self) -> BoxFuture<'_, Health> {
         Box::pin(async move { self.health() })
     }
+    /// Resolves when `health` may have changed after this call (never, by
+    /// default); call it before reading `health` so no change is missed.
+    fn health_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
     /// `/_/ready` passed through to the function (http mode's ready path).
     fn ready_probe(&self) -> Option<BoxFuture<'_, Response<Body>>> {
         None

@@ -579,6 +579,16 @@ impl Backend for HttpUpstream {
         })
     }
 
+    fn health_changed(&self) -> BoxFuture<'_, ()> {
+        // Subscribed now, not when first polled: a change after this call counts.
+        let mut rx = self.0.health.subscribe();
+        Box::pin(async move {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+
     fn ready_probe(&self) -> Option<BoxFuture<'_, Response<Body>>> {
         let path = self.0.ready_path.clone()?;
         Some(Box::pin(async move {

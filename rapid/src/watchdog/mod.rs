@@ -202,13 +202,15 @@ async fn metrics_answer(metrics: Arc<Metrics>, req: Request<Incoming>) -> Respon
 
 fn remove_lock(cfg: &WatchdogConfig) {
     if let Some(lock) = &cfg.lock_file {
-        match std::fs::remove_file(lock) {
-            Ok(()) => tracing::debug!(lock = %lock.display(), "lock file removed"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(lock = %lock.display(), error = %e, "cannot remove the lock file")
-            }
-        }
+        remove_lock_file(lock);
+    }
+}
+
+fn remove_lock_file(lock: &std::path::Path) {
+    match std::fs::remove_file(lock) {
+        Ok(()) => tracing::debug!(lock = %lock.display(), "lock file removed"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(lock = %lock.display(), error = %e, "cannot remove the lock file"),
     }
 }
 
@@ -405,17 +407,31 @@ async fn run_backend(
         command = ?cfg.command,
         "rapid watchdog listening"
     );
-    // The lock file appears once the function is ready.
+    // The lock file exists while the function is ready (and rapid not draining).
     if let Some(lock) = cfg.lock_file.clone() {
-        let b = backend.clone();
+        let (b, f) = (backend.clone(), front.clone());
         tokio::spawn(async move {
-            if b.settled().await == Health::Ready {
+            loop {
+                if b.settled().await != Health::Ready || f.is_draining() {
+                    return;
+                }
                 match std::fs::write(&lock, b"") {
                     Ok(()) => tracing::debug!(lock = %lock.display(), "lock file written"),
                     Err(e) => {
                         tracing::warn!(lock = %lock.display(), error = %e, "cannot write the lock file")
                     }
                 }
+                loop {
+                    let changed = b.health_changed();
+                    if b.health() != Health::Ready {
+                        break;
+                    }
+                    changed.await;
+                }
+                if f.is_draining() {
+                    return;
+                }
+                remove_lock_file(&lock);
             }
         });
     }
