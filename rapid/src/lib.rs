@@ -202,7 +202,6 @@ pub async fn run(cfg: Config) -> ExitCode {
             queue_tx_control.clone(),
             admissions.clone(),
             cfg.max_queue,
-            cfg.timeout,
         )
         .await
         {
@@ -269,6 +268,10 @@ pub async fn run(cfg: Config) -> ExitCode {
             while inflight.count() > 0 && tokio::time::Instant::now() < until {
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
+            if let Some(front) = &watchdog_front {
+                front.refuse();
+                front.flush(std::time::Duration::from_secs(10)).await;
+            }
             // Give the connection tasks (the answer to the invoke, or to the
             // control API's shutdown) a moment to flush what they wrote.
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -278,9 +281,8 @@ pub async fn run(cfg: Config) -> ExitCode {
     };
     tracing::info!(signal = which, "shutting down");
     shutting_down.store(true, Ordering::Relaxed);
-    if let Some((front, stop)) = &watchdog_front {
-        front.close();
-        let _ = stop.send(true);
+    if let Some(front) = &watchdog_front {
+        front.refuse();
     }
     let (done_tx, done_rx) = oneshot::channel();
     let _ = cmd_tx
@@ -292,5 +294,8 @@ pub async fn run(cfg: Config) -> ExitCode {
         .await;
     let _ = done_rx.await;
     let _ = engine_task.await;
+    if let Some(front) = &watchdog_front {
+        front.flush(std::time::Duration::from_secs(5)).await;
+    }
     ExitCode::from(exit_code::OK)
 }

@@ -101,7 +101,7 @@ impl Control {
         match path.as_str() {
             "/v1/state" => self.state(),
             "/v1/invoke" => {
-                let (mut parts, body) = req.into_parts();
+                let (mut parts, body) = self.front.with_read_deadline(req).into_parts();
                 parts.uri = Uri::from_static("/");
                 self.front
                     .clone()

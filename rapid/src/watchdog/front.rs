@@ -149,8 +149,17 @@ impl Front {
         match req.uri().path() {
             "/_/health" => self.health(),
             "/_/ready" => self.ready().await,
-            _ => self.invoke(req).await,
+            _ => {
+                let req = self.with_read_deadline(req);
+                self.invoke(req).await
+            }
         }
+    }
+
+    /// The request with its body bounded by the read timeout.
+    pub fn with_read_deadline(&self, req: Request<Incoming>) -> Request<Body> {
+        let read_timeout = self.cfg.read_timeout;
+        req.map(|b| Deadline::new(b, read_timeout, "reading the request body").boxed_unsync())
     }
 
     fn is_probe(&self, path: &str) -> bool {
@@ -158,7 +167,7 @@ impl Front {
     }
 
     /// Serve one request to the function (not a probe path).
-    pub async fn invoke(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub async fn invoke(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
         if self.closed.load(Ordering::SeqCst) {
             self.metrics.counted(req.method().as_str(), 503);
             let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "rapid is shutting down");
@@ -218,7 +227,7 @@ impl Front {
 
     async fn invoke_inner(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<Body>,
         call_id: String,
         mut guard: Guard,
     ) -> Response<Body> {
@@ -281,10 +290,6 @@ impl Front {
                 );
             }
         }
-        let (parts, body) = req.into_parts();
-        let body =
-            Deadline::new(body, self.cfg.read_timeout, "reading the request body").boxed_unsync();
-        let req = Request::from_parts(parts, body);
         let answer = self.backend.call(req, call).await;
         self.metrics.invoked(answer.outcome.label());
         let (parts, body) = answer.response.into_parts();

@@ -223,21 +223,30 @@ impl Inner {
         Ok(sender)
     }
 
-    /// A ready connection from the pool, or a new one.
+    /// A ready connection from the pool, or a new one. A pooled connection
+    /// still busy (an upstream that answered before it read the whole request
+    /// body) is kept for later, not waited for.
     async fn checkout(&self) -> Result<SendRequest<Body>, BoxError> {
-        loop {
+        let mut busy = Vec::new();
+        let found = loop {
             let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match pooled {
-                Some(mut s) if !s.is_closed() => {
-                    // Ready at once, or as soon as its connection task has
-                    // seen the end of the previous response.
-                    if s.ready().await.is_ok() {
-                        return Ok(s);
-                    }
-                }
-                Some(_) => continue,
-                None => return self.connect().await,
+            let Some(mut s) = pooled else { break None };
+            if s.is_closed() {
+                continue;
             }
+            let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(s.poll_ready(cx))).await;
+            match ready {
+                std::task::Poll::Ready(Ok(())) => break Some(s),
+                std::task::Poll::Ready(Err(_)) => continue,
+                std::task::Poll::Pending => busy.push(s),
+            }
+        };
+        for s in busy {
+            self.checkin(s);
+        }
+        match found {
+            Some(s) => Ok(s),
+            None => self.connect().await,
         }
     }
 
@@ -302,7 +311,6 @@ impl Inner {
                 backoff = Duration::from_millis(100);
                 continue;
             }
-            self.metrics.reset();
             match self.restart {
                 Restart::Never => {
                     tracing::error!("{reason}; --restart never: the function stays down");
@@ -311,6 +319,7 @@ impl Inner {
                     return;
                 }
                 Restart::Always => {
+                    self.metrics.reset();
                     if started.elapsed() > Duration::from_secs(10) {
                         backoff = Duration::from_millis(100);
                     }

@@ -12,9 +12,9 @@ use fatalerror::ErrorType;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use interop::FunctionError;
+use interop::{FunctionError, MAX_PAYLOAD};
 
-use super::backend::{full, Body};
+use super::backend::{full, read_body, Body};
 use super::front::Front;
 use crate::invoke_api::InvocationType as Invocation;
 
@@ -48,6 +48,28 @@ fn function_name(path: &str) -> Option<&str> {
     (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
+/// The start of a failed answer's body (at most [`QUOTED`] bytes; the rest
+/// is not read).
+async fn quote(mut body: Body) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < QUOTED {
+        match body.frame().await {
+            Some(Ok(f)) => {
+                if let Ok(d) = f.into_data() {
+                    buf.extend_from_slice(&d);
+                }
+            }
+            Some(Err(e)) => {
+                buf.extend_from_slice(format!(" (the answer failed: {e})").as_bytes());
+                break;
+            }
+            None => break,
+        }
+    }
+    buf.truncate(QUOTED);
+    String::from_utf8_lossy(&buf).trim_end().to_owned()
+}
+
 /// Answer one Invoke API request through `front`.
 pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body> {
     if function_name(req.uri().path()).is_none() {
@@ -78,6 +100,7 @@ pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body>
             )
         }
     };
+    let req = front.with_read_deadline(req);
     let (mut parts, body) = req.into_parts();
     parts.uri = Uri::from_static("/");
     let req = Request::from_parts(parts, body);
@@ -89,6 +112,24 @@ pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body>
             return r;
         }
         Invocation::Event => {
+            // The event is read before the 202, as Lambda does: a client told
+            // "accepted" has handed over everything.
+            let (parts, body) = req.into_parts();
+            let event = match read_body(body, MAX_PAYLOAD).await {
+                Ok(b) => b,
+                Err(a) => {
+                    let status = a.response.status();
+                    let (_, body) = a.response.into_parts();
+                    let text = quote(body).await;
+                    let t = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                        ErrorType::RequestEntityTooLargeException
+                    } else {
+                        ErrorType::InvalidRequestContentException
+                    };
+                    return json(status, t, text);
+                }
+            };
+            let req = Request::from_parts(parts, full(event));
             tokio::spawn(async move {
                 let r = front.invoke(req).await;
                 // Read the answer to its end so the call counts as finished.
@@ -108,15 +149,7 @@ pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body>
         Response::from_parts(parts, body)
     } else {
         let (_, body) = answer.into_parts();
-        let text = match body.collect().await {
-            Ok(c) => {
-                let b = c.to_bytes();
-                String::from_utf8_lossy(&b[..b.len().min(QUOTED)])
-                    .trim_end()
-                    .to_owned()
-            }
-            Err(e) => format!("(the answer failed: {e})"),
-        };
+        let text = quote(body).await;
         match status {
             StatusCode::TOO_MANY_REQUESTS => {
                 json(status, ErrorType::TooManyRequestsException, text)

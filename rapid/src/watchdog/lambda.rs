@@ -25,27 +25,23 @@ pub struct Lambda {
     queue: mpsc::Sender<InvokeRequest>,
     admissions: Admissions,
     max_queue: usize,
-    function_timeout: std::time::Duration,
 }
 
 impl Lambda {
-    /// Queue invokes on `queue`, within the same bound as the Invoke API; an
-    /// exec timeout (or `X-Timeout`) shorter than `function_timeout` applies.
+    /// Queue invokes on `queue`, within the same bound as the Invoke API.
     pub fn new(
         queue: mpsc::Sender<InvokeRequest>,
         admissions: Admissions,
         max_queue: usize,
-        function_timeout: std::time::Duration,
     ) -> Self {
         Lambda {
             queue,
             admissions,
             max_queue,
-            function_timeout,
         }
     }
 
-    async fn invoke(&self, req: Request<Body>, call: Call) -> Answer {
+    async fn invoke(&self, req: Request<Body>, _call: Call) -> Answer {
         let (parts, body) = req.into_parts();
         let payload = match read_body(body, MAX_PAYLOAD).await {
             Ok(p) => p,
@@ -78,7 +74,10 @@ impl Lambda {
             tail: None,
             result: None,
             admission: Some(admission),
-            timeout: call.budget.filter(|b| *b < self.function_timeout),
+            // The function timeout is the Lambda contract, and a timeout resets
+            // the sandbox: neither the front's exec timeout nor a client's
+            // X-Timeout may shorten it.
+            timeout: None,
         };
         if self.queue.try_send(request).is_err() {
             return Answer::failed(

@@ -43,6 +43,15 @@ impl Metrics {
     pub fn finished(&self, method: &str, code: u16, took: Duration) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
+        // Clients may send any method name: only the standard ones get a series.
+        const KNOWN: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ];
+        let method = if KNOWN.contains(&method) {
+            method
+        } else {
+            "OTHER"
+        };
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         let s = m.entry((method.to_owned(), code)).or_default();
         s.count += 1;
@@ -157,6 +166,8 @@ mod tests {
         m.started();
         m.finished("POST", 200, Duration::from_millis(3));
         m.finished("POST", 200, Duration::from_millis(300));
+        m.counted("X-CUSTOM-1", 405);
+        m.counted("X-CUSTOM-2", 405);
         m.started();
         m.invoked("success");
         m.reset();
@@ -172,6 +183,7 @@ mod tests {
             "http_request_duration_seconds_bucket{code=\"200\",method=\"post\",le=\"+Inf\"} 2\n"
         ));
         assert!(t.contains("http_requests_in_flight 1\n"));
+        assert!(t.contains("http_requests_total{code=\"405\",method=\"other\"} 2\n"));
         assert!(t.contains("rapid_invokes_total{outcome=\"success\"} 1\n"));
         assert!(t.contains("rapid_invokes_total{outcome=\"timeout\"} 0\n"));
         assert!(t.contains("rapid_resets_total 1\n"));

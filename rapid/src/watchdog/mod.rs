@@ -272,21 +272,20 @@ pub async fn front_over_lambda(
     queue: tokio::sync::mpsc::Sender<crate::engine::InvokeRequest>,
     admissions: crate::engine::Admissions,
     max_queue: usize,
-    function_timeout: Duration,
-) -> Result<(Arc<Front>, watch::Sender<bool>), ExitCode> {
+) -> Result<LambdaFront, ExitCode> {
     let cfg = Arc::new(cfg);
     let listener = bind(cfg.address, "watchdog front").await?;
     let metrics_listener = match cfg.metrics_address {
         Some(a) => Some(bind(a, "metrics endpoint").await?),
         None => None,
     };
-    let backend = Arc::new(lambda::Lambda::new(
-        queue,
-        admissions,
-        max_queue,
-        function_timeout,
-    ));
-    let Served { front, stop, .. } = serve_front(
+    let backend = Arc::new(lambda::Lambda::new(queue, admissions, max_queue));
+    let Served {
+        front,
+        stop,
+        connections,
+        ..
+    } = serve_front(
         &cfg,
         listener,
         metrics_listener,
@@ -294,7 +293,37 @@ pub async fn front_over_lambda(
         Arc::new(Metrics::default()),
     );
     tracing::info!(address = %cfg.address, metrics = ?cfg.metrics_address, "watchdog front listening");
-    Ok((front, stop))
+    Ok(LambdaFront {
+        front,
+        stop,
+        connections,
+    })
+}
+
+/// The watchdog front over the Lambda engine, for rapid's shutdown.
+pub struct LambdaFront {
+    front: Arc<Front>,
+    stop: watch::Sender<bool>,
+    connections: Arc<server::Connections>,
+}
+
+impl LambdaFront {
+    /// Refuse new requests (503) and stop accepting connections.
+    pub fn refuse(&self) {
+        self.front.close();
+        let _ = self.stop.send(true);
+    }
+
+    /// Wait for in-flight requests, then for their answers to reach the
+    /// clients (each at most `limit`).
+    pub async fn flush(&self, limit: Duration) {
+        if !self.front.wait_idle(limit).await {
+            tracing::warn!("watchdog front: requests still in flight; stopping anyway");
+        }
+        if !self.connections.wait_idle(limit).await {
+            tracing::warn!("watchdog front: connections still open; stopping anyway");
+        }
+    }
 }
 
 /// How long a one-shot recycle (or a control-API reset) may take.
