@@ -101,6 +101,55 @@ async fn read_json<T: for<'de> Deserialize<'de> + Default>(body: Incoming) -> Re
     })
 }
 
+/// Why a control request is refused before it is routed.
+pub(crate) type Refusal = (StatusCode, ErrorType, String);
+
+/// The checks every control request passes first, in lambda and watchdog
+/// modes alike: the bearer token (when one is configured), a known route,
+/// the route's method.
+pub(crate) fn gate<B>(token: Option<&str>, req: &Request<B>) -> Result<(), Refusal> {
+    if let Some(token) = token {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == token);
+        if !ok {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                ErrorType::InvalidRequestFormat,
+                "Missing or wrong bearer token (Authorization: Bearer <token>)".into(),
+            ));
+        }
+    }
+    let (path, method) = (req.uri().path(), req.method());
+    let known = matches!(
+        path,
+        "/v1/state" | "/v1/init" | "/v1/invoke" | "/v1/reset" | "/v1/shutdown" | "/v1/restore"
+    );
+    if !known {
+        return Err((
+            StatusCode::NOT_FOUND,
+            ErrorType::NotFound,
+            format!("No such route: {method} {path}"),
+        ));
+    }
+    let want = if path == "/v1/state" {
+        Method::GET
+    } else {
+        Method::POST
+    };
+    if method != want {
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorType::MethodNotAllowed,
+            format!("Method {method} is not allowed on {path}"),
+        ));
+    }
+    Ok(())
+}
+
 impl ControlApi {
     /// A control front feeding `queue` (invokes) and `commands`.
     pub fn new(
@@ -117,17 +166,6 @@ impl ControlApi {
         }
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
-        let Some(token) = &self.cfg.control_token else {
-            return true;
-        };
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t.trim() == token)
-    }
-
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(make(tx)).await.ok()?;
@@ -136,39 +174,11 @@ impl ControlApi {
 
     /// Answer one request.
     pub async fn handle(self, req: Request<Incoming>) -> Answer {
-        if !self.authorized(&req) {
-            return json(
-                StatusCode::UNAUTHORIZED,
-                ErrorType::InvalidRequestFormat,
-                "Missing or wrong bearer token (Authorization: Bearer <token>)",
-            );
+        if let Err((status, error_type, message)) = gate(self.cfg.control_token.as_deref(), &req) {
+            return json(status, error_type, message);
         }
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
-        let method = req.method().clone();
-        let want = if path == "/v1/state" {
-            Method::GET
-        } else {
-            Method::POST
-        };
-        let known = matches!(
-            path.as_str(),
-            "/v1/state" | "/v1/init" | "/v1/invoke" | "/v1/reset" | "/v1/shutdown" | "/v1/restore"
-        );
-        if !known {
-            return json(
-                StatusCode::NOT_FOUND,
-                ErrorType::NotFound,
-                format!("No such route: {method} {path}"),
-            );
-        }
-        if method != want {
-            return json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorType::MethodNotAllowed,
-                format!("Method {method} is not allowed on {path}"),
-            );
-        }
         match path.as_str() {
             "/v1/state" => match self.ask(|reply| Command::State { reply }).await {
                 Some(state) => typed(StatusCode::OK, &state),

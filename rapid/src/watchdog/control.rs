@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use fatalerror::ErrorType;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use interop::{FunctionError, ResetFailure, ResetResult, ResetSuccess, ShutdownSuccess};
@@ -46,58 +46,19 @@ fn typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     r
 }
 
-fn error(status: StatusCode, error_type: &str, message: String) -> Response<Body> {
-    typed(
-        status,
-        &serde_json::json!({"errorType": error_type, "errorMessage": message}),
-    )
+fn error(status: StatusCode, error_type: ErrorType, message: String) -> Response<Body> {
+    typed(status, &FunctionError::new(error_type, message))
 }
 
 impl Control {
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
-        let Some(token) = &self.cfg.control_token else {
-            return true;
-        };
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t.trim() == token)
-    }
-
     /// Answer one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        if !self.authorized(&req) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "InvalidRequestFormat",
-                "Missing or wrong bearer token (Authorization: Bearer <token>)".into(),
-            );
+        if let Err((status, error_type, message)) =
+            crate::control_api::gate(self.cfg.control_token.as_deref(), &req)
+        {
+            return error(status, error_type, message);
         }
         let path = req.uri().path().to_owned();
-        let want = if path == "/v1/state" {
-            Method::GET
-        } else {
-            Method::POST
-        };
-        let known = matches!(
-            path.as_str(),
-            "/v1/state" | "/v1/init" | "/v1/invoke" | "/v1/reset" | "/v1/shutdown" | "/v1/restore"
-        );
-        if !known {
-            return error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                format!("No such route: {} {path}", req.method()),
-            );
-        }
-        if req.method() != want {
-            return error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                format!("Method {} is not allowed on {path}", req.method()),
-            );
-        }
         match path.as_str() {
             "/v1/state" => self.state(),
             "/v1/invoke" => {
@@ -114,7 +75,7 @@ impl Control {
                 if self.shutdown.send(tx).is_err() {
                     return error(
                         StatusCode::CONFLICT,
-                        "InvalidStateTransition",
+                        ErrorType::InvalidStateTransition,
                         "rapid is already shutting down".into(),
                     );
                 }
@@ -122,14 +83,14 @@ impl Control {
                     Ok(done) => typed(StatusCode::OK, &done),
                     Err(_) => error(
                         StatusCode::CONFLICT,
-                        "InvalidStateTransition",
+                        ErrorType::InvalidStateTransition,
                         "rapid is already shutting down".into(),
                     ),
                 }
             }
             _ => error(
                 StatusCode::CONFLICT,
-                "InvalidStateTransition",
+                ErrorType::InvalidStateTransition,
                 format!(
                     "{path} does not apply to watchdog mode {}: the function starts with rapid",
                     self.cfg.mode.name()
@@ -162,7 +123,7 @@ impl Control {
             Err(e) => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    "InvalidRequestFormat",
+                    ErrorType::InvalidRequestFormat,
                     format!("Could not read the body: {e}"),
                 )
             }
@@ -175,7 +136,7 @@ impl Control {
                 Err(e) => {
                     return error(
                         StatusCode::BAD_REQUEST,
-                        "InvalidRequestFormat",
+                        ErrorType::InvalidRequestFormat,
                         format!("Invalid JSON body: {e}"),
                     )
                 }
