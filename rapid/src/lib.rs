@@ -143,10 +143,6 @@ pub async fn run(cfg: Config) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let invoke_listener = match bind(cfg.invoke_address, "Invoke API").await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
 
     let (rendezvous, events) = Rendezvous::new();
     let api = RuntimeApi::new(
@@ -190,11 +186,6 @@ pub async fn run(cfg: Config) -> ExitCode {
         shutting_down.clone(),
     );
     let inflight = front.inflight();
-    tokio::spawn(runtime_api::server::serve(
-        invoke_listener,
-        "invoke",
-        move |req| front.clone().handle(req),
-    ));
     let watchdog_front = match cfg.watchdog_front.clone() {
         None => None,
         Some(wd) => match watchdog::front_over_lambda(
@@ -222,6 +213,17 @@ pub async fn run(cfg: Config) -> ExitCode {
         ));
         tracing::info!(control_api = %addr, "control API listening");
     }
+    // The Invoke API is bound last: once it accepts connections, every other
+    // API rapid serves does too (tests and platforms wait for it alone).
+    let invoke_listener = match bind(cfg.invoke_address, "Invoke API").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    tokio::spawn(runtime_api::server::serve(
+        invoke_listener,
+        "invoke",
+        move |req| front.clone().handle(req),
+    ));
     tracing::info!(
         invoke_api = %cfg.invoke_address,
         runtime_api = %cfg.runtime_api_address,

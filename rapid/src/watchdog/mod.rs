@@ -350,10 +350,6 @@ async fn run_backend(
         Ok(s) => s,
         Err(code) => return code,
     };
-    let listener = match bind(cfg.address, "watchdog front").await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
     let metrics_listener = match cfg.metrics_address {
         Some(a) => match bind(a, "metrics endpoint").await {
             Ok(l) => Some(l),
@@ -374,6 +370,11 @@ async fn run_backend(
             Err(code) => return code,
         },
         None => None,
+    };
+    // The front is bound last: once it accepts connections, so does everything else.
+    let listener = match bind(cfg.address, "watchdog front").await {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel();
     let started = tokio::time::Instant::now();
