@@ -186,6 +186,8 @@ pub async fn run(cfg: Config) -> ExitCode {
         shutting_down.clone(),
     );
     let inflight = front.inflight();
+    // The engine publishes the sandbox's health for the watchdog front.
+    let (health_tx, health_rx) = tokio::sync::watch::channel(watchdog::Health::Starting);
     let watchdog_front = match cfg.watchdog_front.clone() {
         None => None,
         Some(wd) => match watchdog::front_over_lambda(
@@ -193,6 +195,7 @@ pub async fn run(cfg: Config) -> ExitCode {
             queue_tx_control.clone(),
             admissions.clone(),
             cfg.max_queue,
+            health_rx,
         )
         .await
         {
@@ -232,7 +235,7 @@ pub async fn run(cfg: Config) -> ExitCode {
         "rapid listening"
     );
 
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         cfg.clone(),
         RuntimeHandle::new(rendezvous),
         engine::Inputs {
@@ -244,6 +247,9 @@ pub async fn run(cfg: Config) -> ExitCode {
         out,
         hub,
     );
+    if watchdog_front.is_some() {
+        engine.publish_health(health_tx);
+    }
     let mut engine_task = engine::spawn(engine);
 
     let stop_signal = async {

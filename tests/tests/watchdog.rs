@@ -816,11 +816,10 @@ fn the_watchdog_front_drives_a_lambda_runtime_beside_the_invoke_api() {
         .bootstrap(bin("fx-lambda"))
         .start();
     let front: SocketAddr = format!("127.0.0.1:{front}").parse().expect("addr");
-    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(
-        front
-    )
-    .is_ok()));
-    assert_eq!(get(front, "/_/health").status, 200);
+    let healthy = || get(front, "/_/health").status == 200;
+    assert!(eventually(Duration::from_secs(10), || {
+        TcpStream::connect(front).is_ok() && healthy()
+    }));
     // Any path: the body is the event, the runtime's answer the response.
     let resp = request(
         front,
@@ -1040,4 +1039,33 @@ fn huge_x_timeout_and_oversize_buffered_bodies_are_answered_not_fatal() {
     assert_eq!(resp.status, 413, "{}", resp.text());
     assert!(resp.text().contains("67108864"), "{}", resp.text());
     assert_eq!(post(r.invoke, "/", b"still up").text(), "still up");
+}
+
+#[test]
+fn the_watchdog_front_over_lambda_is_unready_until_init_completes() {
+    let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let r = Rapid::builder()
+        .arg("--watchdog-address")
+        .arg(front.to_string())
+        .arg("--metrics-port")
+        .arg("0")
+        .env("FX_INIT", "sleep:1500")
+        .bootstrap(bin("fx-lambda"))
+        .start();
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(
+        front
+    )
+    .is_ok()));
+    let early = get(front, "/_/health");
+    assert_eq!(early.status, 503, "{}", early.text());
+    assert!(early.text().contains("starting"), "{}", early.text());
+    assert_eq!(get(front, "/_/ready").status, 503);
+    // A request meanwhile waits for the init instead of failing.
+    let resp = post(front, "/", br#"{"waited":true}"#);
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, r#"{"waited":true}"#)
+    );
+    assert_eq!(get(front, "/_/health").status, 200);
+    drop(r);
 }

@@ -205,6 +205,8 @@ pub struct Engine {
     shut_down: bool,
     /// Last peak-memory reading for telemetry reports: (pid, when, KiB).
     memory_reading: std::cell::Cell<Option<(i32, Instant, u64)>>,
+    /// Where the sandbox's health goes (the watchdog front in lambda mode).
+    health: Option<tokio::sync::watch::Sender<crate::watchdog::Health>>,
 }
 
 /// Where the engine's inputs come from.
@@ -264,7 +266,24 @@ impl Engine {
             last_invoke: None,
             shut_down: false,
             memory_reading: std::cell::Cell::new(None),
+            health: None,
             cfg,
+        }
+    }
+
+    /// Publish the sandbox's health on `tx` as the phase changes.
+    pub fn publish_health(&mut self, tx: tokio::sync::watch::Sender<crate::watchdog::Health>) {
+        self.health = Some(tx);
+    }
+
+    fn announce_health(&self) {
+        if let Some(tx) = &self.health {
+            let now = self.phase.health();
+            tx.send_if_modified(|h| {
+                let changed = *h != now;
+                *h = now;
+                changed
+            });
         }
     }
 
@@ -277,6 +296,7 @@ impl Engine {
             self.start_init(None);
         }
         loop {
+            self.announce_health();
             let deadline = self.phase.deadline();
             let accepting = self.phase.accepts_invokes();
             tokio::select! {

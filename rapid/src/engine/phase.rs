@@ -113,6 +113,21 @@ impl Phase {
         matches!(self, Phase::Ready | Phase::InitFailed(_))
     }
 
+    /// Whether a front should route to this sandbox: starting while no init
+    /// has completed (or a restore runs), ready once invokes can run (after a
+    /// failed init too: each invoke then retries it, as Lambda does).
+    pub fn health(&self) -> crate::watchdog::Health {
+        use crate::watchdog::Health;
+        match self {
+            Phase::Ready | Phase::Invoking(_) | Phase::InitFailed(_) => Health::Ready,
+            Phase::NotStarted
+            | Phase::Initializing(_)
+            | Phase::Snapshotted
+            | Phase::Restoring(_) => Health::Starting,
+            Phase::Stopped => Health::Unhealthy("the sandbox is shut down".into()),
+        }
+    }
+
     /// The phase's name, as `GET /v1/state` reports it.
     pub fn name(&self) -> &'static str {
         match self {

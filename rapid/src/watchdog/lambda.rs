@@ -25,19 +25,24 @@ pub struct Lambda {
     queue: mpsc::Sender<InvokeRequest>,
     admissions: Admissions,
     max_queue: usize,
+    /// The engine's view of the sandbox.
+    health: tokio::sync::watch::Receiver<Health>,
 }
 
 impl Lambda {
-    /// Queue invokes on `queue`, within the same bound as the Invoke API.
+    /// Queue invokes on `queue`, within the same bound as the Invoke API;
+    /// `health` is published by the engine.
     pub fn new(
         queue: mpsc::Sender<InvokeRequest>,
         admissions: Admissions,
         max_queue: usize,
+        health: tokio::sync::watch::Receiver<Health>,
     ) -> Self {
         Lambda {
             queue,
             admissions,
             max_queue,
+            health,
         }
     }
 
@@ -153,13 +158,29 @@ impl Backend for Lambda {
 
     fn health(&self) -> Health {
         if self.queue.is_closed() {
-            Health::Unhealthy("the lifecycle engine stopped".into())
-        } else {
-            Health::Ready
+            return Health::Unhealthy("the lifecycle engine stopped".into());
         }
+        self.health.borrow().clone()
     }
 
     fn settled(&self) -> BoxFuture<'_, Health> {
-        Box::pin(async move { self.health() })
+        let mut rx = self.health.clone();
+        Box::pin(async move {
+            let settled = rx
+                .wait_for(|h| *h != Health::Starting)
+                .await
+                .map(|h| h.clone());
+            settled.unwrap_or_else(|_| Health::Unhealthy("the lifecycle engine stopped".into()))
+        })
+    }
+
+    fn health_changed(&self) -> BoxFuture<'_, ()> {
+        let mut rx = self.health.clone();
+        rx.mark_unchanged();
+        Box::pin(async move {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }

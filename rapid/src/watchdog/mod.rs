@@ -272,6 +272,7 @@ pub async fn front_over_lambda(
     queue: tokio::sync::mpsc::Sender<crate::engine::InvokeRequest>,
     admissions: crate::engine::Admissions,
     max_queue: usize,
+    health: watch::Receiver<Health>,
 ) -> Result<LambdaFront, ExitCode> {
     let cfg = Arc::new(cfg);
     let listener = bind(cfg.address, "watchdog front").await?;
@@ -279,7 +280,7 @@ pub async fn front_over_lambda(
         Some(a) => Some(bind(a, "metrics endpoint").await?),
         None => None,
     };
-    let backend = Arc::new(lambda::Lambda::new(queue, admissions, max_queue));
+    let backend = Arc::new(lambda::Lambda::new(queue, admissions, max_queue, health));
     let Served {
         front,
         stop,
