@@ -8,6 +8,7 @@ pub mod config;
 pub mod control_api;
 pub mod engine;
 pub mod eventstream;
+pub mod gauge;
 pub mod invoke_api;
 pub mod output;
 pub mod supervisor;
@@ -272,10 +273,7 @@ pub async fn run(cfg: Config) -> ExitCode {
             // control-API shutdown with `?exit=true`.
             shutting_down.store(true, Ordering::Relaxed);
             // Let the answer of the one invoke reach its client.
-            let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-            while inflight.count() > 0 && tokio::time::Instant::now() < until {
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
+            inflight.wait_idle(std::time::Duration::from_secs(10)).await;
             if let Some(front) = &watchdog_front {
                 front.refuse();
                 front.flush(std::time::Duration::from_secs(10)).await;

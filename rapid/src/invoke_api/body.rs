@@ -180,37 +180,20 @@ impl Body for InvokeBody {
     }
 }
 
-/// Counts Invoke API answers still being written, so rapid can let them finish
-/// before it exits (`--one-shot=exit`).
-#[derive(Debug, Default)]
-pub struct Inflight(std::sync::atomic::AtomicUsize);
-
-impl Inflight {
-    /// Answers still being written.
-    pub fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Acquire)
-    }
-}
-
-/// An answer's body that holds its place in [`Inflight`] until it is dropped.
+/// An answer's body that holds its place in the Invoke API's count of
+/// answers being written (so rapid can let them finish before it exits).
 pub struct TrackedBody {
     body: InvokeBody,
-    inflight: std::sync::Arc<Inflight>,
+    _held: crate::gauge::Held,
 }
 
 impl TrackedBody {
-    /// Track `body`.
-    pub fn new(body: InvokeBody, inflight: std::sync::Arc<Inflight>) -> Self {
-        inflight.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        TrackedBody { body, inflight }
-    }
-}
-
-impl Drop for TrackedBody {
-    fn drop(&mut self) {
-        self.inflight
-            .0
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    /// Track `body` in `inflight`.
+    pub fn new(body: InvokeBody, inflight: &std::sync::Arc<crate::gauge::Gauge>) -> Self {
+        TrackedBody {
+            body,
+            _held: inflight.enter().0,
+        }
     }
 }
 

@@ -21,7 +21,9 @@ use tracing::Instrument;
 
 mod body;
 
-pub use body::{EventStream, Inflight, InvokeBody, StreamFailed, TrackedBody};
+pub use body::{EventStream, InvokeBody, StreamFailed, TrackedBody};
+
+use crate::gauge::Gauge;
 
 use crate::config::Config;
 use crate::engine::InvokeRequest;
@@ -53,7 +55,7 @@ fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
 #[derive(Clone)]
 pub struct InvokeApi {
     admissions: crate::engine::Admissions,
-    inflight: Arc<Inflight>,
+    inflight: Arc<Gauge>,
     cfg: Arc<Config>,
     queue: mpsc::Sender<InvokeRequest>,
     shutting_down: Arc<AtomicBool>,
@@ -127,7 +129,7 @@ impl InvokeApi {
     ) -> Self {
         InvokeApi {
             admissions,
-            inflight: Arc::new(Inflight::default()),
+            inflight: Arc::default(),
             cfg,
             queue,
             shutting_down,
@@ -135,7 +137,7 @@ impl InvokeApi {
     }
 
     /// Answers still being written.
-    pub fn inflight(&self) -> Arc<Inflight> {
+    pub fn inflight(&self) -> Arc<Gauge> {
         self.inflight.clone()
     }
 
@@ -144,7 +146,7 @@ impl InvokeApi {
         let inflight = self.inflight.clone();
         self.answer(req)
             .await
-            .map(|b| TrackedBody::new(b, inflight))
+            .map(|b| TrackedBody::new(b, &inflight))
     }
 
     async fn answer(self, req: Request<Incoming>) -> Answer {

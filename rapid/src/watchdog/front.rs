@@ -4,7 +4,7 @@
 //! request, counted when its body has been sent (or abandoned).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -31,14 +31,11 @@ pub struct Front {
     cfg: Arc<WatchdogConfig>,
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
-    inflight: AtomicUsize,
     /// SIGTERM arrived: health and readiness answer 503.
     draining: AtomicBool,
     /// The drain delay is over: requests answer 503.
     closed: AtomicBool,
     gate: AtomicU8,
-    /// Signalled when the in-flight count drops to zero.
-    idle: Notify,
     /// The one-shot request finished.
     one_shot_done: mpsc::UnboundedSender<()>,
 }
@@ -55,11 +52,9 @@ impl Front {
             cfg,
             backend,
             metrics,
-            inflight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             gate: AtomicU8::new(GATE_OPEN),
-            idle: Notify::new(),
             one_shot_done: tx,
         });
         (front, rx)
@@ -88,16 +83,7 @@ impl Front {
 
     /// Wait until no request is in flight, at most `limit`; whether it got there.
     pub async fn wait_idle(&self, limit: Duration) -> bool {
-        let until = Instant::now() + limit;
-        loop {
-            let notified = self.idle.notified();
-            if self.inflight.load(Ordering::SeqCst) == 0 {
-                return true;
-            }
-            if tokio::time::timeout_at(until, notified).await.is_err() {
-                return self.inflight.load(Ordering::SeqCst) == 0;
-            }
-        }
+        self.metrics.in_flight.wait_idle(limit).await
     }
 
     fn health(&self) -> Response<Body> {
@@ -127,7 +113,7 @@ impl Front {
             );
         }
         if let Some(limit) = self.cfg.max_inflight {
-            if self.inflight.load(Ordering::SeqCst) >= limit {
+            if self.metrics.in_flight() >= limit {
                 return text(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("at max_inflight: {limit} requests in flight"),
@@ -169,7 +155,8 @@ impl Front {
     /// Serve one request to the function (not a probe path).
     pub async fn invoke(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
         if self.closed.load(Ordering::SeqCst) {
-            self.metrics.counted(req.method().as_str(), 503);
+            self.metrics
+                .finished(req.method().as_str(), 503, Duration::ZERO);
             let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "rapid is shutting down");
             r.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -182,21 +169,22 @@ impl Front {
                 .compare_exchange(GATE_OPEN, GATE_TAKEN, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
         {
-            self.metrics.counted(req.method().as_str(), 503);
+            self.metrics
+                .finished(req.method().as_str(), 503, Duration::ZERO);
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "one-shot: this sandbox has served its request and is being replaced",
             );
         }
-        let n = self.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+        let (serving, n) = self.metrics.in_flight.enter();
         let guard = Guard {
             front: self.clone(),
             method: req.method().as_str().to_owned(),
             code: 0,
             start: Instant::now(),
             one_shot,
+            _serving: serving,
         };
-        self.metrics.started();
         if let Some(limit) = self.cfg.max_inflight {
             if n > limit {
                 let mut g = guard;
@@ -324,14 +312,16 @@ fn with_call_headers(mut r: Response<Body>, call_id: &str, start: Instant) -> Re
     r
 }
 
-/// Held while a request is served: its end updates the counters, wakes a
-/// drain waiting for idle, and reports the one-shot request done.
+/// Held while a request is served: its end updates the counters, leaves the
+/// in-flight gauge (waking a drain waiting for idle), and reports the
+/// one-shot request done.
 struct Guard {
     front: Arc<Front>,
     method: String,
     code: u16,
     start: Instant,
     one_shot: bool,
+    _serving: crate::gauge::Held,
 }
 
 impl Drop for Guard {
@@ -339,9 +329,6 @@ impl Drop for Guard {
         let f = &self.front;
         f.metrics
             .finished(&self.method, self.code, self.start.elapsed());
-        if f.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            f.idle.notify_waiters();
-        }
         if self.one_shot {
             let _ = f.one_shot_done.send(());
         }

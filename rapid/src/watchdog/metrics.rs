@@ -6,8 +6,16 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::gauge::Gauge;
+
+/// The methods that get their own series; clients may send any name, and
+/// every other one is counted as `other` (the label set stays bounded).
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 /// Prometheus' default histogram buckets, seconds.
 const BUCKETS: [f64; 11] = [
@@ -26,45 +34,30 @@ struct Series {
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Keyed by (method, status code).
-    requests: Mutex<BTreeMap<(String, u16), Series>>,
+    requests: Mutex<BTreeMap<(&'static str, u16), Series>>,
     /// Keyed by outcome label.
     invokes: Mutex<BTreeMap<&'static str, u64>>,
-    in_flight: AtomicU64,
+    /// Requests being served: the front holds a place here per request.
+    pub in_flight: Arc<Gauge>,
     resets: AtomicU64,
 }
 
 impl Metrics {
-    /// A request began.
-    pub fn started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A request ended (its body was sent or abandoned).
+    /// A request was answered (its body sent or abandoned) after `took`.
     pub fn finished(&self, method: &str, code: u16, took: Duration) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
-        // Clients may send any method name: only the standard ones get a series.
-        const KNOWN: [&str; 9] = [
-            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-        ];
-        let method = if KNOWN.contains(&method) {
-            method
-        } else {
-            "OTHER"
-        };
+        let method = METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("OTHER");
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let s = m.entry((method.to_owned(), code)).or_default();
+        let s = m.entry((method, code)).or_default();
         s.count += 1;
         s.sum += secs;
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
             s.buckets[i] += 1;
         }
-    }
-
-    /// A request answered at once, never in flight (refused while draining).
-    pub fn counted(&self, method: &str, code: u16) {
-        self.started();
-        self.finished(method, code, Duration::ZERO);
     }
 
     /// A call reached the function and ended with `outcome`.
@@ -79,8 +72,8 @@ impl Metrics {
     }
 
     /// Requests being served now.
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.count()
     }
 
     /// The exposition text.
@@ -162,13 +155,11 @@ mod tests {
     #[test]
     fn exposition() {
         let m = Metrics::default();
-        m.started();
-        m.started();
         m.finished("POST", 200, Duration::from_millis(3));
         m.finished("POST", 200, Duration::from_millis(300));
-        m.counted("X-CUSTOM-1", 405);
-        m.counted("X-CUSTOM-2", 405);
-        m.started();
+        m.finished("X-CUSTOM-1", 405, Duration::ZERO);
+        m.finished("X-CUSTOM-2", 405, Duration::ZERO);
+        let (_serving, _) = m.in_flight.enter();
         m.invoked("success");
         m.reset();
         let t = m.render();

@@ -225,7 +225,7 @@ fn serve_front(
 ) -> Served {
     let (front, one_shot_done) = Front::new(cfg.clone(), backend, metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let connections = Arc::new(server::Connections::default());
+    let connections = Arc::new(crate::gauge::Gauge::default());
     let f = front.clone();
     tokio::spawn(server::serve(
         listener,
@@ -261,7 +261,7 @@ struct Served {
     /// `true` stops accepting; open connections finish and close.
     stop: watch::Sender<bool>,
     /// The front's (and the Invoke API's) open connections.
-    connections: Arc<server::Connections>,
+    connections: Arc<crate::gauge::Gauge>,
 }
 
 /// The watchdog front over the Lambda engine (lambda mode with
@@ -305,7 +305,7 @@ pub async fn front_over_lambda(
 pub struct LambdaFront {
     front: Arc<Front>,
     stop: watch::Sender<bool>,
-    connections: Arc<server::Connections>,
+    connections: Arc<crate::gauge::Gauge>,
 }
 
 impl LambdaFront {

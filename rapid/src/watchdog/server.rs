@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,43 +13,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::backend::Body;
-
-/// Open connections, so that an exit can wait until their answers are out.
-#[derive(Debug, Default)]
-pub struct Connections {
-    live: AtomicUsize,
-    idle: Notify,
-}
-
-impl Connections {
-    /// Wait until every connection closed, at most `limit`; whether they did.
-    pub async fn wait_idle(&self, limit: Duration) -> bool {
-        let until = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.idle.notified();
-            if self.live.load(Ordering::SeqCst) == 0 {
-                return true;
-            }
-            if tokio::time::timeout_at(until, notified).await.is_err() {
-                return self.live.load(Ordering::SeqCst) == 0;
-            }
-        }
-    }
-}
-
-/// Counts one connection while it lives.
-struct Live(Arc<Connections>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
+use crate::gauge::Gauge;
 
 /// Serve `handler` on `listener` until `stop` turns true; then connections
 /// finish the answer they are writing and close (keep-alive ends).
@@ -59,7 +25,7 @@ pub async fn serve<F, Fut>(
     name: &'static str,
     read_timeout: Option<Duration>,
     mut stop: watch::Receiver<bool>,
-    connections: Arc<Connections>,
+    connections: Arc<Gauge>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
@@ -84,8 +50,8 @@ pub async fn serve<F, Fut>(
             tracing::debug!(api = name, error = %e, "set TCP_NODELAY failed");
         }
         let handler = handler.clone();
-        connections.live.fetch_add(1, Ordering::SeqCst);
-        let live = Live(connections.clone());
+        // Open connections are counted, so an exit can wait for their answers.
+        let (live, _) = connections.enter();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _live = live;
