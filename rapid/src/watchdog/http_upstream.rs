@@ -184,8 +184,8 @@ impl Inner {
         let path = self.ready_path.clone().unwrap_or_else(|| "/".into());
         let mut pause = Duration::from_millis(2);
         loop {
-            let attempt = tokio::time::timeout(Duration::from_secs(2), self.probe(&path)).await;
-            match attempt {
+            let attempt = tokio::time::timeout(Duration::from_secs(2), self.get(&path)).await;
+            match attempt.map(|r| r.map(|resp| resp.status())) {
                 Ok(Ok(status)) if self.ready_path.is_none() || status.is_success() => return,
                 Ok(Ok(status)) => tracing::debug!(%status, "upstream not ready yet"),
                 Ok(Err(e)) => tracing::trace!(error = %e, "upstream not answering yet"),
@@ -196,17 +196,17 @@ impl Inner {
         }
     }
 
-    async fn probe(&self, path: &str) -> Result<StatusCode, BoxError> {
-        let mut sender = self.connect().await?;
+    /// `GET path` on the upstream (readiness probes), the answer read whole.
+    async fn get(&self, path: &str) -> Result<Response<Bytes>, BoxError> {
+        let mut sender = self.checkout().await?;
         let req = Request::get(format!("{}{path}", self.base_path))
             .header(header::HOST, &self.authority)
             .header("user-agent", "rapid-readiness-probe")
             .body(super::backend::full(Bytes::new()))?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let _ = resp.into_body().collect().await;
+        let (parts, body) = sender.send_request(req).await?.into_parts();
+        let bytes = body.collect().await?.to_bytes();
         self.checkin(sender);
-        Ok(status)
+        Ok(Response::from_parts(parts, bytes))
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, BoxError> {
@@ -371,16 +371,23 @@ impl Inner {
         if let Ok(v) = HeaderValue::from_str(&call.id) {
             parts.headers.insert("x-call-id", v);
         }
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let target = format!("{}{pq}", self.base_path);
-        parts.uri = match target.parse::<Uri>() {
-            Ok(u) => u,
-            Err(e) => {
-                return Answer::failed(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot forward the path {pq:?}: {e}"),
-                    Outcome::Error,
-                )
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        parts.uri = if self.base_path.is_empty() {
+            Uri::from(pq)
+        } else {
+            match format!("{}{pq}", self.base_path).parse::<Uri>() {
+                Ok(u) => u,
+                Err(e) => {
+                    return Answer::failed(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot forward the path {pq:?}: {e}"),
+                        Outcome::Error,
+                    )
+                }
             }
         };
         parts.version = http::Version::HTTP_11;
@@ -601,20 +608,9 @@ impl Backend for HttpUpstream {
     fn ready_probe(&self) -> Option<BoxFuture<'_, Response<Body>>> {
         let path = self.0.ready_path.clone()?;
         Some(Box::pin(async move {
-            let inner = &self.0;
-            let exchange = async {
-                let mut sender = inner.checkout().await?;
-                let req = Request::get(format!("{}{path}", inner.base_path))
-                    .header(header::HOST, &inner.authority)
-                    .body(super::backend::full(Bytes::new()))?;
-                let resp = sender.send_request(req).await?;
-                let (parts, body) = resp.into_parts();
-                let bytes = body.collect().await?.to_bytes();
-                inner.checkin(sender);
-                Ok::<_, BoxError>(Response::from_parts(parts, super::backend::full(bytes)))
-            };
+            let exchange = self.0.get(&path);
             match tokio::time::timeout(Duration::from_secs(5), exchange).await {
-                Ok(Ok(r)) => r,
+                Ok(Ok(r)) => r.map(super::backend::full),
                 Ok(Err(e)) => super::backend::text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("the ready path {path} failed: {e}"),
