@@ -77,13 +77,16 @@ struct InvokeBodyJson {
     client_context: Option<serde_json::Value>,
 }
 
-async fn read_json<T: for<'de> Deserialize<'de> + Default>(body: Incoming) -> Result<T, Answer> {
+/// A control request's JSON body (empty = the type's default), bounded.
+pub(crate) async fn read_json<T: for<'de> Deserialize<'de> + Default>(
+    body: Incoming,
+) -> Result<T, Refusal> {
     let bytes = Limited::new(body, MAX_PAYLOAD * 2)
         .collect()
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| {
-            json(
+            (
                 StatusCode::BAD_REQUEST,
                 ErrorType::InvalidRequestFormat,
                 format!("Could not read the body: {e}"),
@@ -93,12 +96,16 @@ async fn read_json<T: for<'de> Deserialize<'de> + Default>(body: Incoming) -> Re
         return Ok(T::default());
     }
     serde_json::from_slice(&bytes).map_err(|e| {
-        json(
+        (
             StatusCode::BAD_REQUEST,
             ErrorType::InvalidRequestFormat,
             format!("Invalid JSON body: {e}"),
         )
     })
+}
+
+fn refuse((status, error_type, message): Refusal) -> Answer {
+    json(status, error_type, message)
 }
 
 /// Why a control request is refused before it is routed.
@@ -174,8 +181,8 @@ impl ControlApi {
 
     /// Answer one request.
     pub async fn handle(self, req: Request<Incoming>) -> Answer {
-        if let Err((status, error_type, message)) = gate(self.cfg.control_token.as_deref(), &req) {
-            return json(status, error_type, message);
+        if let Err(r) = gate(self.cfg.control_token.as_deref(), &req) {
+            return refuse(r);
         }
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
@@ -187,7 +194,7 @@ impl ControlApi {
             "/v1/init" => {
                 let init: interop::Init = match read_json(req.into_body()).await {
                     Ok(i) => i,
-                    Err(a) => return a,
+                    Err(r) => return refuse(r),
                 };
                 let init = Box::new(init);
                 match self.ask(|reply| Command::Init { init, reply }).await {
@@ -199,7 +206,7 @@ impl ControlApi {
             "/v1/reset" => {
                 let reset: interop::Reset = match read_json(req.into_body()).await {
                     Ok(r) => r,
-                    Err(a) => return a,
+                    Err(r) => return refuse(r),
                 };
                 match self.ask(|reply| Command::Reset { reset, reply }).await {
                     Some(Ok(result)) => typed(StatusCode::OK, &result),
@@ -210,7 +217,7 @@ impl ControlApi {
             "/v1/shutdown" => {
                 let shutdown: interop::Shutdown = match read_json(req.into_body()).await {
                     Ok(s) => s,
-                    Err(a) => return a,
+                    Err(r) => return refuse(r),
                 };
                 let reason = shutdown.reason;
                 // `?exit=true`: rapid itself stops afterwards (and, as a VM's
@@ -251,7 +258,7 @@ impl ControlApi {
         }
         let body: InvokeBodyJson = match read_json(req.into_body()).await {
             Ok(b) => b,
-            Err(a) => return a,
+            Err(r) => return refuse(r),
         };
         let payload: Bytes = match (&body.payload_base64, &body.payload) {
             (Some(b64), _) => match base64::engine::general_purpose::STANDARD.decode(b64) {

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use fatalerror::ErrorType;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use interop::{FunctionError, ResetFailure, ResetResult, ResetSuccess, ShutdownSuccess};
 use tokio::sync::{mpsc, oneshot};
@@ -118,29 +117,9 @@ impl Control {
     }
 
     async fn reset(&self, req: Request<Incoming>) -> Response<Body> {
-        let bytes = match req.into_body().collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    ErrorType::InvalidRequestFormat,
-                    format!("Could not read the body: {e}"),
-                )
-            }
-        };
-        let reset: interop::Reset = if bytes.iter().all(u8::is_ascii_whitespace) {
-            interop::Reset::default()
-        } else {
-            match serde_json::from_slice(&bytes) {
-                Ok(r) => r,
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        ErrorType::InvalidRequestFormat,
-                        format!("Invalid JSON body: {e}"),
-                    )
-                }
-            }
+        let reset: interop::Reset = match crate::control_api::read_json(req.into_body()).await {
+            Ok(r) => r,
+            Err((status, error_type, message)) => return error(status, error_type, message),
         };
         let t = tokio::time::Instant::now();
         let result = match tokio::time::timeout(
