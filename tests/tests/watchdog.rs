@@ -72,10 +72,6 @@ fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
     })
 }
 
-fn descendants_alive(r: &Rapid) -> Vec<i32> {
-    r.children()
-}
-
 #[test]
 fn http_mode_proxies_method_path_query_headers_and_body() {
     let tmp = TempDir::new("wd-http");
@@ -291,7 +287,8 @@ fn http_mode_passes_the_ready_path_through() {
         &["--ready-path", "/healthz"],
         &[("FX_READY_FILE", &flag.display().to_string())],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The upstream is up (it prints this once listening) but not ready yet.
+    assert!(r.wait_stdout("fx-upstream listening", Duration::from_secs(10)));
     assert_eq!(
         get(r.invoke, "/_/ready").status,
         503,
@@ -318,9 +315,10 @@ fn max_inflight_answers_429_past_the_limit() {
     let threads: Vec<_> = (0..6)
         .map(|_| std::thread::spawn(move || get(addr, "/slow?ms=1500")))
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let ready = get(addr, "/_/ready");
-    assert_eq!(ready.status, 429, "{}", ready.text());
+    // While the limit is reached, readiness says so.
+    assert!(eventually(Duration::from_secs(5), || {
+        get(addr, "/_/ready").status == 429
+    }));
     let answers: Vec<Resp> = threads
         .into_iter()
         .map(|t| t.join().expect("thread"))
@@ -353,8 +351,11 @@ fn sigterm_drains_unready_first_then_finishes_in_flight_requests() {
         .exists()));
     let addr = r.invoke;
     let slow = std::thread::spawn(move || get(addr, "/slow?ms=2000"));
-    std::thread::sleep(Duration::from_millis(300));
-    let function_pids = descendants_alive(&r);
+    let metrics = r.metrics.expect("metrics");
+    assert!(eventually(Duration::from_secs(5), || {
+        sample(&get(metrics, "/metrics").text(), "http_requests_in_flight") == Some(1.0)
+    }));
+    let function_pids = r.children();
     assert!(!function_pids.is_empty());
     let t = Instant::now();
     r.signal(libc::SIGTERM);
@@ -407,9 +408,12 @@ fn one_shot_refuses_a_second_request_while_draining() {
     let r = fork_mode("streaming", "sleep 0.5; cat", &["--one-shot=exit"]);
     let addr = r.invoke;
     let first = std::thread::spawn(move || post(addr, "/", b"first"));
-    std::thread::sleep(Duration::from_millis(200));
-    let ready = get(addr, "/_/ready");
-    assert_eq!(ready.status, 503, "unready while the one request runs");
+    assert!(
+        eventually(Duration::from_secs(5), || get(addr, "/_/ready").status
+            == 503),
+        "unready while the one request runs"
+    );
+    assert!(!first.is_finished(), "the 503 came while it still ran");
     let second = post(addr, "/", b"second");
     assert_eq!(second.status, 503, "{}", second.text());
     assert!(second.text().contains("one-shot"), "{}", second.text());
@@ -484,9 +488,9 @@ fn streaming_mode_timeout_kills_a_grandchild_holding_stdout() {
     assert_eq!(resp.status, 504, "{}", resp.text());
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(
-        eventually(Duration::from_secs(3), || descendants_alive(&r).is_empty()),
+        eventually(Duration::from_secs(3), || r.children().is_empty()),
         "left behind: {:?}",
-        descendants_alive(&r)
+        r.children()
     );
     // After the first byte the response is cut instead.
     let r = fork_mode(
@@ -498,7 +502,9 @@ fn streaming_mode_timeout_kills_a_grandchild_holding_stdout() {
     assert_eq!(s.status, 200);
     assert_eq!(s.body(), b"started\n");
     assert!(s.end.is_err(), "the cut must be visible to the client");
-    assert!(eventually(Duration::from_secs(3), || descendants_alive(&r).is_empty()));
+    assert!(eventually(Duration::from_secs(3), || r
+        .children()
+        .is_empty()));
 }
 
 #[test]
@@ -542,7 +548,9 @@ fn serializing_mode_buffers_and_checks_the_exit_status() {
         &["--exec-timeout", "400ms"],
     );
     assert_eq!(post(r.invoke, "/", b"").status, 504);
-    assert!(eventually(Duration::from_secs(3), || descendants_alive(&r).is_empty()));
+    assert!(eventually(Duration::from_secs(3), || r
+        .children()
+        .is_empty()));
 }
 
 #[test]
@@ -936,14 +944,14 @@ fn a_client_that_goes_away_takes_its_forked_process_with_it() {
         let mut s = TcpStream::connect(r.invoke).expect("connect");
         rapid_tests::send_request(&mut s, "POST", "/", &[], b"x");
         assert!(
-            eventually(Duration::from_secs(5), || !descendants_alive(&r).is_empty()),
+            eventually(Duration::from_secs(5), || !r.children().is_empty()),
             "{mode}: the function never started"
         );
         drop(s);
         assert!(
-            eventually(Duration::from_secs(5), || descendants_alive(&r).is_empty()),
+            eventually(Duration::from_secs(5), || r.children().is_empty()),
             "{mode}: left behind after the client left: {:?}",
-            descendants_alive(&r)
+            r.children()
         );
         // rapid keeps serving.
         let r2 = post(r.invoke, "/_/health", b"");
