@@ -8,12 +8,13 @@ pub mod config;
 pub mod control_api;
 pub mod engine;
 pub mod eventstream;
-pub mod gauge;
 pub mod invoke_api;
 pub mod output;
 pub mod supervisor;
 pub mod telemetry_hub;
 pub mod watchdog;
+
+pub use runtime_api::gauge;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

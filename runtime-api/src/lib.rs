@@ -6,6 +6,7 @@ mod body;
 mod error;
 mod extension_handlers;
 pub mod extension_state;
+pub mod gauge;
 mod handlers;
 mod outcome;
 mod rendezvous;

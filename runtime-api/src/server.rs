@@ -1,10 +1,14 @@
 //! A small HTTP/1.1 accept loop shared by every front rapid serves.
 //!
-//! Every connection gets `TCP_NODELAY` and keep-alive; a failing connection is
-//! logged and dropped without affecting the others.
+//! Every connection gets `TCP_NODELAY` and keep-alive, and may upgrade
+//! (websockets through the watchdog's http mode); a failing connection is
+//! logged and dropped without affecting the others. [`Options`] add what the
+//! watchdog front needs: a header read timeout, a stop that lets open
+//! connections finish their answers, and a count of open connections.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,8 +17,11 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::gauge::Gauge;
 
 /// The socket a request arrived on, for handlers that tune it (TCP_QUICKACK
 /// while a streamed body arrives). Only set by [`serve_tagged`].
@@ -42,6 +49,20 @@ impl ConnFd {
     }
 }
 
+/// How [`serve_with`] runs connections.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Every request carries its connection's [`ConnFd`].
+    pub tag: bool,
+    /// Deadline for a request's headers (none by default: no timer per request).
+    pub read_timeout: Option<Duration>,
+    /// When it turns true: stop accepting; open connections finish the answer
+    /// they are writing and close.
+    pub stop: Option<watch::Receiver<bool>>,
+    /// Counts open connections, so an exit can wait for their answers.
+    pub connections: Option<Arc<Gauge>>,
+}
+
 /// Like [`serve`], and every request carries its connection's [`ConnFd`].
 pub async fn serve_tagged<F, Fut, B>(listener: TcpListener, name: &'static str, handler: F)
 where
@@ -50,7 +71,11 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_inner(listener, name, true, handler).await
+    let opts = Options {
+        tag: true,
+        ..Options::default()
+    };
+    serve_with(listener, name, opts, handler).await
 }
 
 /// Serve `handler` on every connection accepted from `listener`, until the task
@@ -62,32 +87,52 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_inner(listener, name, false, handler).await
+    serve_with(listener, name, Options::default(), handler).await
 }
 
-async fn serve_inner<F, Fut, B>(listener: TcpListener, name: &'static str, tag: bool, handler: F)
-where
+/// Serve `handler` on every connection accepted from `listener` (HTTP/1.1,
+/// upgrades allowed), as `opts` says; until `opts.stop` turns true or the task
+/// running this future is dropped.
+pub async fn serve_with<F, Fut, B>(
+    listener: TcpListener,
+    name: &'static str,
+    opts: Options,
+    handler: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let mut stop = opts.stop.clone();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(pair) => pair,
-            Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(api = name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(api = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = stopped(stop.as_mut()) => {
+                tracing::debug!(api = name, "no longer accepting connections");
+                return;
             }
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(api = name, error = %e, "set TCP_NODELAY failed");
         }
         let handler = handler.clone();
-        let fd = tag.then(|| ConnFd(std::os::fd::AsRawFd::as_raw_fd(&stream)));
+        let fd = opts
+            .tag
+            .then(|| ConnFd(std::os::fd::AsRawFd::as_raw_fd(&stream)));
+        let live = opts.connections.as_ref().map(|g| g.enter().0);
+        let mut stop = opts.stop.clone();
+        let read_timeout = opts.read_timeout;
         tokio::spawn(async move {
+            let _live = live;
             let svc = service_fn(move |mut req: Request<Incoming>| {
                 if let Some(fd) = fd {
                     req.extensions_mut().insert(fd);
@@ -95,13 +140,39 @@ where
                 let fut = handler(req);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .max_buf_size(1024 * 1024)
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
+            let mut builder = http1::Builder::new();
+            builder.keep_alive(true).max_buf_size(1024 * 1024);
+            if read_timeout.is_some() {
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(read_timeout);
+            }
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(stop.as_mut()) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(api = name, %peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// Resolves once `stop` is true (never without one, or once its sender is gone).
+async fn stopped(stop: Option<&mut watch::Receiver<bool>>) {
+    let Some(stop) = stop else {
+        return std::future::pending().await;
+    };
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }

@@ -4,7 +4,6 @@
 //! * `config.rs` — options, with of-watchdog's variable names.
 //! * `backend.rs` — the interface and what backends share.
 //! * `front.rs` — the OpenFaaS front: health, readiness, limits, headers, one-shot.
-//! * `server.rs` — the accept loop (upgrades, read timeout, stop).
 //! * `http_upstream.rs`, `fork.rs`, `static_files.rs`, `inproc.rs` — the backends.
 //! * `logs.rs` — the function's output, line by line; `metrics.rs` — Prometheus.
 //!
@@ -23,7 +22,6 @@ mod invoke_front;
 pub mod lambda;
 pub mod logs;
 pub mod metrics;
-mod server;
 pub mod static_files;
 
 use std::process::ExitCode;
@@ -38,6 +36,8 @@ use tokio::sync::watch;
 pub use backend::{Backend, Health};
 pub use config::{Mode, WatchdogArgs, WatchdogConfig};
 pub use inproc::Handler;
+
+use runtime_api::server::{serve_with, Options};
 
 use crate::bind;
 use crate::config::OneShot;
@@ -227,23 +227,23 @@ fn serve_front(
     let (stop_tx, stop_rx) = watch::channel(false);
     let connections = Arc::new(crate::gauge::Gauge::default());
     let f = front.clone();
-    tokio::spawn(server::serve(
-        listener,
-        "watchdog",
-        cfg.read_timeout,
-        stop_rx.clone(),
-        connections.clone(),
-        move |req| f.clone().handle(req),
-    ));
+    let front_opts = Options {
+        read_timeout: cfg.read_timeout,
+        stop: Some(stop_rx.clone()),
+        connections: Some(connections.clone()),
+        ..Options::default()
+    };
+    tokio::spawn(serve_with(listener, "watchdog", front_opts, move |req| {
+        f.clone().handle(req)
+    }));
     if let Some(l) = metrics_listener {
-        tokio::spawn(server::serve(
-            l,
-            "metrics",
-            None,
-            stop_rx,
-            Arc::default(),
-            move |req| metrics_answer(metrics.clone(), req),
-        ));
+        let opts = Options {
+            stop: Some(stop_rx),
+            ..Options::default()
+        };
+        tokio::spawn(serve_with(l, "metrics", opts, move |req| {
+            metrics_answer(metrics.clone(), req)
+        }));
     }
     Served {
         front,
@@ -403,32 +403,27 @@ async fn run_backend(
             metrics: metrics.clone(),
             shutdown: shutdown_tx,
         });
-        // The control API outlives the drain: it answers the shutdown it
-        // asked for. Its stop signal never fires (the sender lives in the task).
-        let read_timeout = cfg.read_timeout;
-        tokio::spawn(async move {
-            let (_never_tx, never) = watch::channel(false);
-            server::serve(
-                l,
-                "control",
-                read_timeout,
-                never,
-                Arc::default(),
-                move |req| control.clone().handle(req),
-            )
-            .await
-        });
+        // The control API outlives the drain (no stop): it answers the
+        // shutdown it asked for.
+        let opts = Options {
+            read_timeout: cfg.read_timeout,
+            ..Options::default()
+        };
+        tokio::spawn(serve_with(l, "control", opts, move |req| {
+            control.clone().handle(req)
+        }));
     }
     if let Some(l) = invoke_listener {
         let f = front.clone();
-        tokio::spawn(server::serve(
-            l,
-            "invoke",
-            cfg.read_timeout,
-            stop_tx.subscribe(),
-            connections.clone(),
-            move |req| invoke_front::handle(f.clone(), req),
-        ));
+        let opts = Options {
+            read_timeout: cfg.read_timeout,
+            stop: Some(stop_tx.subscribe()),
+            connections: Some(connections.clone()),
+            ..Options::default()
+        };
+        tokio::spawn(serve_with(l, "invoke", opts, move |req| {
+            invoke_front::handle(f.clone(), req)
+        }));
     }
     tracing::info!(
         mode = cfg.mode.name(),
