@@ -8,17 +8,16 @@
 //! and `X-Amz-Function-Error: Unhandled`.
 
 use fatalerror::ErrorType;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use interop::{RequestId, MAX_PAYLOAD};
-use runtime_api::{InvokeOutcome, ResponseBody};
+use runtime_api::InvokeOutcome;
 use tokio::sync::{mpsc, oneshot};
 
 use super::backend::{
     read_body, Answer, Backend, Body, BoxError, BoxFuture, Call, Health, Outcome,
 };
 use crate::engine::{Admissions, InvokeRequest};
-use crate::invoke_api::InvokeBody;
 
 /// Invokes through the engine.
 pub struct Lambda {
@@ -109,45 +108,23 @@ impl Lambda {
     }
 }
 
+/// The Invoke API's rendering (content type, error body,
+/// `X-Amz-Function-Error`), with the watchdog's status for a failure: 504 for
+/// a timeout, 500 for anything else.
 fn render(outcome: InvokeOutcome) -> Answer {
-    match outcome {
-        InvokeOutcome::Response(r) => {
-            let ct = r
-                .content_type
-                .as_deref()
-                .and_then(|c| HeaderValue::from_str(c).ok())
-                .unwrap_or(HeaderValue::from_static("application/json"));
-            let body = match r.body {
-                ResponseBody::Buffered(b) => InvokeBody::Full(Some(b)),
-                ResponseBody::Streaming(rx) => InvokeBody::Stream(rx),
-            };
-            let mut resp = Response::new(body.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
-            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-            Answer::ok(resp)
+    let (status, result) = match &outcome {
+        InvokeOutcome::Response(_) => (StatusCode::OK, Outcome::Success),
+        InvokeOutcome::Error(e) if e.function_error.error_type == ErrorType::SandboxTimedout => {
+            (StatusCode::GATEWAY_TIMEOUT, Outcome::Timeout)
         }
-        InvokeOutcome::Error(e) => {
-            let timed_out = e.function_error.error_type == ErrorType::SandboxTimedout;
-            let (status, outcome) = if timed_out {
-                (StatusCode::GATEWAY_TIMEOUT, Outcome::Timeout)
-            } else {
-                (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Error)
-            };
-            let mut resp = Response::new(super::backend::full(e.body()));
-            *resp.status_mut() = status;
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            h.insert(
-                "x-amz-function-error",
-                HeaderValue::from_static("Unhandled"),
-            );
-            Answer {
-                response: resp,
-                outcome,
-            }
-        }
+        InvokeOutcome::Error(_) => (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Error),
+    };
+    let mut response = crate::invoke_api::render(Response::builder(), outcome)
+        .map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+    *response.status_mut() = status;
+    Answer {
+        response,
+        outcome: result,
     }
 }
 
