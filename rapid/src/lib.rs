@@ -10,6 +10,7 @@ pub mod engine;
 pub mod eventstream;
 pub mod invoke_api;
 pub mod output;
+pub mod scratch;
 pub mod supervisor;
 pub mod telemetry_hub;
 pub mod watchdog;

@@ -240,9 +240,34 @@ impl<R: tokio::io::AsyncRead + Unpin> LineSplitter<R> {
 /// invoke would cost more CPU than the invoke itself.
 const MEMORY_READING_TTL: Duration = Duration::from_millis(20);
 
+/// The last [`TAIL_BYTES`] of lines written: the log tail of an invoke, the
+/// stderr quoted in a failed fork-mode answer.
+#[derive(Debug, Default)]
+pub struct TailBuf(Vec<u8>);
+
+impl TailBuf {
+    /// Append a piece of a line (and its end).
+    pub fn push(&mut self, data: &[u8], end_of_line: bool) {
+        self.0.extend_from_slice(data);
+        if end_of_line {
+            self.0.push(b'\n');
+        }
+        // Trim only now and then, not on every line.
+        if self.0.len() > 2 * TAIL_BYTES {
+            let cut = self.0.len() - TAIL_BYTES;
+            self.0.drain(..cut);
+        }
+    }
+
+    /// The last [`TAIL_BYTES`] bytes.
+    pub fn last(&self) -> &[u8] {
+        &self.0[self.0.len().saturating_sub(TAIL_BYTES)..]
+    }
+}
+
 #[derive(Default)]
 struct Writer {
-    capture: Option<Vec<u8>>,
+    capture: Option<TailBuf>,
     /// Last memory reading: (pid, when, peak KiB).
     memory: Option<(i32, std::time::Instant, u64)>,
 }
@@ -314,14 +339,7 @@ impl Writer {
             let _ = w.write_all(b"\n");
         }
         if let Some(c) = self.capture.as_mut() {
-            c.extend_from_slice(data);
-            if end_of_line {
-                c.push(b'\n');
-            }
-            if c.len() > 2 * TAIL_BYTES {
-                let cut = c.len() - TAIL_BYTES;
-                c.drain(..cut);
-            }
+            c.push(data, end_of_line);
         }
     }
 
@@ -341,13 +359,10 @@ impl Writer {
                 let line = report_text(&r, peak);
                 self.emit(w, line.as_bytes(), true);
             }
-            Msg::CaptureStart => self.capture = Some(Vec::new()),
+            Msg::CaptureStart => self.capture = Some(TailBuf::default()),
             Msg::CaptureTake(to) => {
-                let mut c = self.capture.take().unwrap_or_default();
-                if c.len() > TAIL_BYTES {
-                    c.drain(..c.len() - TAIL_BYTES);
-                }
-                let _ = to.send(c);
+                let c = self.capture.take().unwrap_or_default();
+                let _ = to.send(c.last().to_vec());
             }
         }
     }

@@ -341,23 +341,8 @@ impl Engine {
     }
 
     fn wipe_scratch(&self) {
-        let Some(dir) = &self.cfg.scratch_dir else {
-            return;
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            tracing::warn!(dir = %dir.display(), "scratch dir cannot be read");
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            if let Err(err) = r {
-                tracing::warn!(path = %p.display(), error = %err, "could not wipe scratch entry");
-            }
+        if let Some(dir) = &self.cfg.scratch_dir {
+            crate::scratch::wipe(dir);
         }
     }
 

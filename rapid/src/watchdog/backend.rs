@@ -163,24 +163,6 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Answer> {
     Ok(buf.freeze())
 }
 
-/// Empty `dir` (its contents, not the directory).
-pub fn wipe_scratch(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let r = if p.is_dir() && !p.is_symlink() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        if let Err(err) = r {
-            tracing::warn!(path = %p.display(), error = %err, "cannot wipe the scratch directory");
-        }
-    }
-}
-
 /// What the watchdog drives: the http, fork, static and in-process backends.
 ///
 /// The defaults fit a backend with nothing to start or stop (always ready,
@@ -214,7 +196,7 @@ pub trait Backend: Send + Sync + 'static {
     fn recycle<'a>(&'a self, scratch: Option<&'a Path>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             if let Some(dir) = scratch {
-                wipe_scratch(dir);
+                crate::scratch::wipe(dir);
             }
             Ok(())
         })

@@ -306,7 +306,7 @@ impl Inner {
                     .unwrap_or_else(|p| p.into_inner())
                     .take()
                 {
-                    super::backend::wipe_scratch(&dir);
+                    crate::scratch::wipe(&dir);
                 }
                 backoff = Duration::from_millis(100);
                 continue;
@@ -644,7 +644,7 @@ impl Backend for HttpUpstream {
             } else {
                 // Between a crash and its restart: nothing runs, start now.
                 if let Some(dir) = scratch {
-                    super::backend::wipe_scratch(dir);
+                    crate::scratch::wipe(dir);
                 }
                 inner.wake.notify_one();
             }

@@ -8,33 +8,25 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
-use crate::output::{LineSplitter, Output};
+use crate::output::{LineSplitter, Output, TailBuf};
 
-/// Bytes of stderr kept for error answers.
-pub const TAIL_BYTES: usize = 4096;
-
-/// The last [`TAIL_BYTES`] of a stream.
+/// The last bytes of a stream ([`TailBuf`]), shared with the call waiting
+/// for them.
 #[derive(Debug, Default, Clone)]
-pub struct Tail(Arc<Mutex<Vec<u8>>>);
+pub struct Tail(Arc<Mutex<TailBuf>>);
 
 impl Tail {
     fn push(&self, data: &[u8], end_of_line: bool) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        t.extend_from_slice(data);
-        if end_of_line {
-            t.push(b'\n');
-        }
-        if t.len() > 2 * TAIL_BYTES {
-            let cut = t.len() - TAIL_BYTES;
-            t.drain(..cut);
-        }
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(data, end_of_line);
     }
 
     /// What was kept, as text.
     pub fn text(&self) -> String {
         let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let start = t.len().saturating_sub(TAIL_BYTES);
-        String::from_utf8_lossy(&t[start..]).into_owned()
+        String::from_utf8_lossy(t.last()).into_owned()
     }
 }
 
