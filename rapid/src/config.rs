@@ -238,6 +238,16 @@ pub enum OneShot {
     Exit,
 }
 
+impl OneShot {
+    /// The `--one-shot[=recycle|exit]` value (clap has checked it).
+    pub fn from_arg(arg: Option<&str>) -> Option<OneShot> {
+        match arg? {
+            "exit" => Some(OneShot::Exit),
+            _ => Some(OneShot::Recycle),
+        }
+    }
+}
+
 /// The validated configuration rapid runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -398,13 +408,7 @@ impl Config {
             _ => Some(crate::watchdog::WatchdogConfig::load(
                 &args.watchdog,
                 &args.command,
-                args.one_shot.as_deref().map(|m| {
-                    if m == "exit" {
-                        OneShot::Exit
-                    } else {
-                        OneShot::Recycle
-                    }
-                }),
+                OneShot::from_arg(args.one_shot.as_deref()),
                 args.scratch_dir.clone(),
             )?),
         };
@@ -464,11 +468,7 @@ impl Config {
             },
             control_api_address: args.control_api_address,
             control_token: None,
-            one_shot: match args.one_shot.as_deref() {
-                Some("exit") => Some(OneShot::Exit),
-                Some(_) => Some(OneShot::Recycle),
-                None => None,
-            },
+            one_shot: OneShot::from_arg(args.one_shot.as_deref()),
             scratch_dir: args.scratch_dir,
             bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
             watchdog: None,

@@ -219,6 +219,11 @@ impl Front {
         call_id: String,
         mut guard: Guard,
     ) -> Response<Body> {
+        // rapid's own refusals carry the call headers too, and count with their status.
+        let refuse = |guard: &mut Guard, status: StatusCode, message: String| {
+            guard.code = status.as_u16();
+            with_call_headers(text(status, message), &call_id, guard.start)
+        };
         let mut budget = self.cfg.exec_timeout;
         if let Some(v) = req.headers().get("x-timeout") {
             match v
@@ -228,12 +233,11 @@ impl Front {
             {
                 Ok(d) => budget = Some(budget.map_or(d, |b| b.min(d))),
                 Err(why) => {
-                    guard.code = 400;
-                    return with_call_headers(
-                        text(StatusCode::BAD_REQUEST, format!("X-Timeout: {why}")),
-                        &call_id,
-                        guard.start,
-                    );
+                    return refuse(
+                        &mut guard,
+                        StatusCode::BAD_REQUEST,
+                        format!("X-Timeout: {why}"),
+                    )
                 }
             }
         }
@@ -256,26 +260,18 @@ impl Front {
         match health {
             Health::Ready => {}
             Health::Starting => {
-                guard.code = 503;
-                return with_call_headers(
-                    text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the function did not become ready within the exec timeout",
-                    ),
-                    &call_id,
-                    guard.start,
-                );
+                return refuse(
+                    &mut guard,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the function did not become ready within the exec timeout".into(),
+                )
             }
             Health::Unhealthy(why) => {
-                guard.code = 502;
-                return with_call_headers(
-                    text(
-                        StatusCode::BAD_GATEWAY,
-                        format!("the function is down: {why}"),
-                    ),
-                    &call_id,
-                    guard.start,
-                );
+                return refuse(
+                    &mut guard,
+                    StatusCode::BAD_GATEWAY,
+                    format!("the function is down: {why}"),
+                )
             }
         }
         let answer = self.backend.call(req, call).await;

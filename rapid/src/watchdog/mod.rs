@@ -138,11 +138,7 @@ pub fn serve<H: Handler>(handler: H) -> ExitCode {
         .with_target(false)
         .with_ansi(false)
         .try_init();
-    let one_shot = match args.one_shot.as_deref() {
-        Some("exit") => Some(OneShot::Exit),
-        Some(_) => Some(OneShot::Recycle),
-        None => None,
-    };
+    let one_shot = OneShot::from_arg(args.one_shot.as_deref());
     let mut wd = args.watchdog;
     wd.mode = Mode::Inproc;
     let cfg = match WatchdogConfig::load(&wd, &[], one_shot, None) {
