@@ -59,8 +59,6 @@ struct Inner {
     /// A recycle or stop is under way: an exit is expected.
     replacing: AtomicBool,
     stopping: AtomicBool,
-    /// Turns false when the process has exited and will not be restarted.
-    alive: watch::Sender<bool>,
     /// Wakes the supervisor out of its back-off (stop, recycle).
     wake: tokio::sync::Notify,
     /// Emptied between a replaced process and the next (one-shot recycle).
@@ -149,7 +147,6 @@ impl HttpUpstream {
             pid: Mutex::new(None),
             replacing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            alive: watch::Sender::new(true),
             wake: tokio::sync::Notify::new(),
             scratch: Mutex::new(None),
             pool: Pool::default(),
@@ -260,7 +257,6 @@ impl Inner {
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 self.set_health(Health::Unhealthy("stopped".into()));
-                self.alive.send_replace(false);
                 return;
             }
             let (exits_tx, mut exits) = mpsc::unbounded_channel();
@@ -295,7 +291,6 @@ impl Inner {
             };
             if self.stopping.load(Ordering::SeqCst) {
                 self.set_health(Health::Unhealthy("stopped".into()));
-                self.alive.send_replace(false);
                 return;
             }
             if self.replacing.swap(false, Ordering::SeqCst) {
@@ -315,7 +310,6 @@ impl Inner {
                 Restart::Never => {
                     tracing::error!("{reason}; --restart never: the function stays down");
                     self.set_health(Health::Unhealthy(reason));
-                    self.alive.send_replace(false);
                     return;
                 }
                 Restart::Always => {
@@ -626,7 +620,8 @@ impl Backend for HttpUpstream {
     fn recycle<'a>(&'a self, scratch: Option<&'a Path>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let inner = &self.0;
-            if !*inner.alive.borrow() {
+            // Unhealthy is final: stopped, or down with `--restart never`.
+            if matches!(*inner.health.borrow(), Health::Unhealthy(_)) {
                 return Err("the function is down and not restarted".into());
             }
             let running = inner
@@ -662,8 +657,9 @@ impl Backend for HttpUpstream {
             inner.stopping.store(true, Ordering::SeqCst);
             inner.wake.notify_one();
             inner.terminate().await;
-            let mut alive = inner.alive.subscribe();
-            let _ = tokio::time::timeout(Duration::from_secs(1), alive.wait_for(|a| !*a)).await;
+            let mut health = inner.health.subscribe();
+            let stopped = health.wait_for(|h| matches!(h, Health::Unhealthy(_)));
+            let _ = tokio::time::timeout(Duration::from_secs(1), stopped).await;
         })
     }
 }
