@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::median_f64;
 use crate::procs::{free_port, memory_kib, Proc};
 
 /// The request body: 24 bytes, as in of-watchdog's reference run.
@@ -92,12 +93,13 @@ fn wrk(script: &Path, addr: SocketAddr, secs: u64) -> std::io::Result<Wrk> {
         .ok_or_else(|| std::io::Error::other(format!("cannot read wrk's output:\n{text}")))
 }
 
-/// Start rapid in a watchdog mode; waits until `/_/health` is 200.
-fn rapid_watchdog(rapid: &Path, args: &[&str], command: &[&str]) -> std::io::Result<Proc> {
+/// Start a watchdog front — rapid in a watchdog mode, or the inproc function,
+/// which takes the same options; waits until `/_/health` is 200.
+fn watchdog_front(program: &Path, args: &[&str], command: &[&str]) -> std::io::Result<Proc> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
         .parse()
         .map_err(std::io::Error::other)?;
-    let child = Command::new(rapid)
+    let child = Command::new(program)
         .arg("--watchdog-address")
         .arg(addr.to_string())
         .args(["--metrics-port", "0", "--healthcheck-interval", "0"])
@@ -159,16 +161,11 @@ fn spawn_floor(secs: u64) -> std::io::Result<f64> {
     Ok(f64::from(n) / t.elapsed().as_secs_f64())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
 fn med(runs: &[Wrk]) -> Wrk {
     Wrk {
-        p50_us: median(runs.iter().map(|w| w.p50_us).collect()),
-        p99_us: median(runs.iter().map(|w| w.p99_us).collect()),
-        rps: median(runs.iter().map(|w| w.rps).collect()),
+        p50_us: median_f64(runs.iter().map(|w| w.p50_us).collect()),
+        p99_us: median_f64(runs.iter().map(|w| w.p99_us).collect()),
+        rps: median_f64(runs.iter().map(|w| w.rps).collect()),
     }
 }
 
@@ -201,7 +198,7 @@ fn measure(o: &Opts, script: &Path) -> std::io::Result<String> {
         .parse()
         .map_err(std::io::Error::other)?;
     let upstream = format!("http://{up_addr}");
-    let mut http = rapid_watchdog(
+    let mut http = watchdog_front(
         &o.rapid,
         &["--mode", "http", "--upstream-url", &upstream],
         &[&me, "floor-server", &up_addr.to_string()],
@@ -217,31 +214,19 @@ fn measure(o: &Opts, script: &Path) -> std::io::Result<String> {
     let _ = http.terminate(Duration::from_secs(5));
 
     eprintln!("rapid-bench watchdog: streaming fork mode with cat");
-    let mut fork = rapid_watchdog(&o.rapid, &["--mode", "streaming"], &["cat"])?;
+    let mut fork = watchdog_front(&o.rapid, &["--mode", "streaming"], &["cat"])?;
     let (mut fork_runs, mut spawn_runs) = (Vec::new(), Vec::new());
     for _ in 0..rounds.min(3) {
         spawn_runs.push(spawn_floor(secs)?);
         fork_runs.push(wrk(script, fork.addr, secs)?);
     }
     let forked = med(&fork_runs);
-    let spawned = median(spawn_runs);
+    let spawned = median_f64(spawn_runs);
     let _ = fork.terminate(Duration::from_secs(5));
 
     eprintln!("rapid-bench watchdog: inproc");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .map_err(std::io::Error::other)?;
-    let child = Command::new(&o.inproc)
-        .arg("--watchdog-address")
-        .arg(addr.to_string())
-        .args(["--metrics-port", "0", "--healthcheck-interval", "0"])
-        .args(["--suppress-lock", "--log-level", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut inproc = Proc { child, addr };
-    wait_healthy(addr)?;
+    let mut inproc = watchdog_front(&o.inproc, &[], &[])?;
+    let addr = inproc.addr;
     std::thread::sleep(Duration::from_millis(200));
     let inproc_idle = memory_kib(inproc.pid()).0;
     let mut inproc_runs = Vec::new();
