@@ -41,7 +41,7 @@ pub struct ControlApi {
 
 type Answer = Response<InvokeBody>;
 
-fn typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Answer {
+pub(crate) fn typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Answer {
     let body = serde_json::to_vec(value).unwrap_or_default();
     Response::builder()
         .status(status)

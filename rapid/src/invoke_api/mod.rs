@@ -30,7 +30,7 @@ use crate::engine::InvokeRequest;
 
 /// The two invoke endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     /// `POST /2015-03-31/functions/{name}/invocations`.
     Invocations,
     /// `POST /2021-11-15/functions/{name}/response-streaming-invocations`.
@@ -38,7 +38,7 @@ enum Endpoint {
 }
 
 /// The function name and endpoint of a path, if it is an invoke path.
-fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
+pub(crate) fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
     let (name, endpoint) = if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
         (rest.strip_suffix("/invocations")?, Endpoint::Invocations)
     } else {

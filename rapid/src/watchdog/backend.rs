@@ -129,6 +129,16 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     r
 }
 
+/// A response with any body as a watchdog [`Body`] (rapid's own answers
+/// rendered elsewhere, e.g. Lambda-style JSON errors).
+pub fn boxed<B>(r: Response<B>) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    r.map(|b| b.map_err(Into::into).boxed_unsync())
+}
+
 /// A whole body.
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed_unsync()

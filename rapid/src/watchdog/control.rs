@@ -13,12 +13,12 @@
 use std::sync::Arc;
 
 use fatalerror::ErrorType;
-use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use interop::{FunctionError, ResetFailure, ResetResult, ResetSuccess, ShutdownSuccess};
 use tokio::sync::{mpsc, oneshot};
 
-use super::backend::{full, Backend, Body, Health};
+use super::backend::{boxed, Backend, Body, Health};
 use super::config::WatchdogConfig;
 use super::front::Front;
 use super::metrics::Metrics;
@@ -36,17 +36,11 @@ pub struct Control {
 }
 
 fn typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
-    let mut r = Response::new(full(serde_json::to_vec(value).unwrap_or_default()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    boxed(crate::control_api::typed(status, value))
 }
 
 fn error(status: StatusCode, error_type: ErrorType, message: String) -> Response<Body> {
-    typed(status, &FunctionError::new(error_type, message))
+    boxed(crate::invoke_api::json(status, error_type, message))
 }
 
 impl Control {

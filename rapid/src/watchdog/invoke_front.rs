@@ -9,26 +9,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fatalerror::ErrorType;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use interop::{FunctionError, MAX_PAYLOAD};
+use interop::MAX_PAYLOAD;
 
-use super::backend::{full, read_body, Body};
+use super::backend::{boxed, full, read_body, Body};
 use super::front::Front;
-use crate::invoke_api::InvocationType as Invocation;
+use crate::invoke_api::{parse_path, Endpoint, InvocationType as Invocation};
 
 /// Bytes of a failed answer's body quoted in the error message.
 const QUOTED: usize = 1024;
 
 fn json(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Response<Body> {
-    let mut r = Response::new(full(FunctionError::new(error_type, message).to_json()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    boxed(crate::invoke_api::json(status, error_type, message))
 }
 
 fn function_error(error_type: ErrorType, message: String) -> Response<Body> {
@@ -38,14 +32,6 @@ fn function_error(error_type: ErrorType, message: String) -> Response<Body> {
         HeaderValue::from_static("Unhandled"),
     );
     r
-}
-
-/// The function name in an invoke path.
-fn function_name(path: &str) -> Option<&str> {
-    let name = path
-        .strip_prefix("/2015-03-31/functions/")?
-        .strip_suffix("/invocations")?;
-    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 /// The start of a failed answer's body (at most [`QUOTED`] bytes; the rest
@@ -72,7 +58,10 @@ async fn quote(mut body: Body) -> String {
 
 /// Answer one Invoke API request through `front`.
 pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body> {
-    if function_name(req.uri().path()).is_none() {
+    if !matches!(
+        parse_path(req.uri().path()),
+        Some((_, Endpoint::Invocations))
+    ) {
         return json(
             StatusCode::NOT_FOUND,
             ErrorType::ResourceNotFoundException,
@@ -169,24 +158,4 @@ pub async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Response<Body>
         r.headers_mut().insert("x-amzn-requestid", id);
     }
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invoke_paths() {
-        assert_eq!(
-            function_name("/2015-03-31/functions/function/invocations"),
-            Some("function")
-        );
-        assert_eq!(
-            function_name("/2015-03-31/functions/f/invocations"),
-            Some("f")
-        );
-        assert_eq!(function_name("/2015-03-31/functions//invocations"), None);
-        assert_eq!(function_name("/2015-03-31/functions/a/b/invocations"), None);
-        assert_eq!(function_name("/other"), None);
-    }
 }

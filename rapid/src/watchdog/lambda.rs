@@ -9,14 +9,11 @@
 
 use fatalerror::ErrorType;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use interop::{RequestId, MAX_PAYLOAD};
 use runtime_api::InvokeOutcome;
 use tokio::sync::{mpsc, oneshot};
 
-use super::backend::{
-    read_body, Answer, Backend, Body, BoxError, BoxFuture, Call, Health, Outcome,
-};
+use super::backend::{boxed, read_body, Answer, Backend, Body, BoxFuture, Call, Health, Outcome};
 use crate::engine::{Admissions, InvokeRequest};
 
 /// Invokes through the engine.
@@ -119,8 +116,7 @@ fn render(outcome: InvokeOutcome) -> Answer {
         }
         InvokeOutcome::Error(_) => (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Error),
     };
-    let mut response = crate::invoke_api::render(Response::builder(), outcome)
-        .map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+    let mut response = boxed(crate::invoke_api::render(Response::builder(), outcome));
     *response.status_mut() = status;
     Answer {
         response,
