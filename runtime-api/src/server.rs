@@ -151,12 +151,16 @@ pub async fn serve_with<F, Fut, B>(
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades();
             tokio::pin!(conn);
-            let ended = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stopped(stop.as_mut()) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let ended = match stop.as_mut() {
+                // Nothing to watch besides the connection (the Lambda fronts).
+                None => conn.await,
+                Some(stop) => tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = stopped(Some(stop)) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                },
             };
             if let Err(e) = ended {
                 tracing::debug!(api = name, %peer, error = %e, "connection ended with an error");
