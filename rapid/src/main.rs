@@ -3,15 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rapid::config::{Args, Config};
+use rapid::config::{apply_env_aliases, Args, BackendConfig, Config, LogFormat, LogLevel};
 use rapid::supervisor::vm_init;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
 /// Diagnostics on stderr at `level`; `RAPID_LOG` may refine it per target
-/// (`info,rapid::watchdog=debug`). A plain target filter, not an EnvFilter:
+/// (`info,rapid::fronts=debug`). A plain target filter, not an EnvFilter:
 /// its regex engine would add a good part of rapid's resident memory.
-fn init_tracing(level: &str, format: &str) {
+fn init_tracing(level: LogLevel, format: LogFormat) {
     let filter = std::env::var("RAPID_LOG")
         .ok()
         .and_then(|v| match v.parse::<Targets>() {
@@ -21,29 +21,24 @@ fn init_tracing(level: &str, format: &str) {
                 None
             }
         })
-        .unwrap_or_else(|| {
-            level
-                .parse::<Targets>()
-                .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
-        });
+        .unwrap_or_else(|| Targets::new().with_default(level.as_tracing()));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    if format == "json" {
-        tracing_subscriber::registry()
+    match format {
+        LogFormat::Json => tracing_subscriber::registry()
             .with(fmt.json().with_filter(filter))
-            .init();
-    } else {
-        tracing_subscriber::registry()
+            .init(),
+        LogFormat::Text => tracing_subscriber::registry()
             .with(fmt.with_ansi(false).with_filter(filter))
-            .init();
+            .init(),
     }
 }
 
 fn main() -> ExitCode {
-    rapid::watchdog::config::apply_env_aliases();
+    apply_env_aliases();
     let args = Args::parse();
-    init_tracing(&args.log_level, &args.log_format);
+    init_tracing(args.log_level, args.log_format);
     let cfg = match Config::load(args) {
         Ok(c) => c,
         Err(e) => {
@@ -51,8 +46,10 @@ fn main() -> ExitCode {
             return ExitCode::from(rapid::exit_code::USAGE);
         }
     };
-    if let (None, rapid::config::Bootstrap::Missing(why)) = (&cfg.watchdog, &cfg.bootstrap) {
-        tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
+    if let BackendConfig::Lambda(l) = &cfg.backend {
+        if let rapid::config::Bootstrap::Missing(why) = &l.bootstrap {
+            tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
+        }
     }
     let init_mode = cfg.init_mode || vm_init::auto_detect();
     if init_mode {

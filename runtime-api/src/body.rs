@@ -1,22 +1,16 @@
-//! Response helpers: full bodies and JSON error bodies.
+//! Response helpers: JSON bodies and a builder that never panics.
 
+use axum::body::Body;
+use axum::response::Response;
 use bytes::Bytes;
-use http::{header, Response, StatusCode};
-use http_body_util::Full;
+use http::{header, StatusCode};
 
-use crate::ApiError;
-
-/// A complete response body.
-pub fn full(bytes: impl Into<Bytes>) -> Full<Bytes> {
-    Full::new(bytes.into())
-}
-
-/// Build a response whose body is the JSON error `{"errorMessage","errorType"}`.
-pub fn json_error(e: &ApiError) -> Response<Full<Bytes>> {
+/// A response with a JSON (or any `application/json`) body.
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response {
     Response::builder()
-        .status(e.status)
+        .status(status)
         .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(e.body()))
+        .body_or_500(Body::from(body.into()))
 }
 
 /// `Response::builder().body(..)` only fails on invalid parts, which rapid
@@ -24,16 +18,16 @@ pub fn json_error(e: &ApiError) -> Response<Full<Bytes>> {
 /// path explicit instead of an `unwrap`.
 pub trait ResponseBuilderExt {
     /// Finish the builder, or answer a bare 500 if its parts were invalid.
-    fn body_or_500<B: Default>(self, body: B) -> Response<B>;
+    fn body_or_500<B: Default>(self, body: B) -> http::Response<B>;
 }
 
 impl ResponseBuilderExt for http::response::Builder {
-    fn body_or_500<B: Default>(self, body: B) -> Response<B> {
+    fn body_or_500<B: Default>(self, body: B) -> http::Response<B> {
         match self.body(body) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "invalid response parts");
-                let mut r = Response::new(B::default());
+                let mut r = http::Response::new(B::default());
                 *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 r
             }

@@ -98,3 +98,12 @@ impl ApiError {
         FunctionError::new(self.error_type.clone(), self.message.clone()).to_json()
     }
 }
+
+/// The one renderer of Runtime API refusals: the status and the JSON body
+/// `{"errorMessage","errorType"}`.
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        tracing::debug!(status = %self.status, error_type = %self.error_type, "runtime API call rejected: {}", self.message);
+        crate::body::json_response(self.status, self.body())
+    }
+}

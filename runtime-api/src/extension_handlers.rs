@@ -1,17 +1,19 @@
 //! The Extensions API calls (`/2020-01-01/extension/...`).
 
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http::{header, HeaderMap, StatusCode};
+use http_body_util::{BodyExt, Limited};
 
-use crate::body::{full, ResponseBuilderExt};
+use crate::api::RuntimeApi;
+use crate::body::{json_response, ResponseBuilderExt};
 use crate::error::ApiError;
 use crate::headers as h;
 use crate::rendezvous::{ExtensionErrorKind, ExtensionNext};
-use crate::routes::RuntimeApi;
 
-type Reply = Result<Response<Full<Bytes>>, ApiError>;
+type Reply = Result<Response, ApiError>;
 
 /// Extension request bodies are small JSON documents.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -20,7 +22,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     Limited::new(body, BODY_LIMIT)
         .collect()
         .await
@@ -29,15 +31,16 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
 }
 
 /// `POST /extension/register`.
-pub(crate) async fn register(api: &RuntimeApi, req: Request<Incoming>) -> Reply {
+pub(crate) async fn register(State(api): State<RuntimeApi>, req: Request) -> Reply {
     let (parts, body) = req.into_parts();
     let body = read_body(body).await?;
     let name = header_str(&parts.headers, h::EXTENSION_NAME);
     let id = api.rendezvous.register_extension(name, &body)?;
+    let function = api.rendezvous.function();
     let mut answer = serde_json::json!({
-        "functionName": api.config.function_name,
-        "functionVersion": api.config.function_version,
-        "handler": api.config.handler.clone().unwrap_or_default(),
+        "functionName": function.name,
+        "functionVersion": function.version,
+        "handler": function.handler.unwrap_or_default(),
     });
     let wants_account = header_str(&parts.headers, h::EXTENSION_ACCEPT_FEATURE)
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "accountId"));
@@ -48,11 +51,11 @@ pub(crate) async fn register(api: &RuntimeApi, req: Request<Incoming>) -> Reply 
         .status(StatusCode::OK)
         .header(h::EXTENSION_ID, id)
         .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(serde_json::to_vec(&answer).unwrap_or_default())))
+        .body_or_500(Body::from(serde_json::to_vec(&answer).unwrap_or_default())))
 }
 
 /// `GET /extension/event/next`.
-pub(crate) async fn next(api: &RuntimeApi, req: Request<Incoming>) -> Reply {
+pub(crate) async fn next(State(api): State<RuntimeApi>, req: Request) -> Reply {
     let id = header_str(req.headers(), h::EXTENSION_ID);
     let event = match api.rendezvous.extension_next(id)? {
         ExtensionNext::Now(e) => e,
@@ -68,13 +71,13 @@ pub(crate) async fn next(api: &RuntimeApi, req: Request<Incoming>) -> Reply {
         .status(StatusCode::OK)
         .header(h::EXTENSION_EVENT_ID, event.id.as_str())
         .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(event.body.clone())))
+        .body_or_500(Body::from(event.body.clone())))
 }
 
 /// `POST /extension/init/error` and `/exit/error`.
 pub(crate) async fn error(
-    api: &RuntimeApi,
-    req: Request<Incoming>,
+    State(api): State<RuntimeApi>,
+    req: Request,
     kind: ExtensionErrorKind,
 ) -> Reply {
     let (parts, body) = req.into_parts();
@@ -86,16 +89,16 @@ pub(crate) async fn error(
     if !body.is_empty() {
         tracing::info!(?kind, body = %String::from_utf8_lossy(&body), "extension error details");
     }
-    Ok(Response::builder()
-        .status(StatusCode::ACCEPTED)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(&b"{\"status\":\"OK\"}"[..])))
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &b"{\"status\":\"OK\"}"[..],
+    ))
 }
 
 /// `PUT /2022-07-01/telemetry` and `PUT /2020-08-15/logs`.
 pub(crate) async fn subscribe(
-    api: &RuntimeApi,
-    req: Request<Incoming>,
+    State(api): State<RuntimeApi>,
+    req: Request,
     which: crate::subscription::SubscriptionApi,
 ) -> Reply {
     let (parts, body) = req.into_parts();
@@ -120,8 +123,5 @@ pub(crate) async fn subscribe(
     };
     tracing::info!(extension = %name, ?which, "telemetry subscription");
     sink.subscribe(sub);
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(&b"\"OK\""[..])))
+    Ok(json_response(StatusCode::OK, &b"\"OK\""[..]))
 }

@@ -1,33 +1,50 @@
 //! The Runtime API calls: `/next`, `/response`, `/error`, `/init/error`.
 
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use fatalerror::ErrorType;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
 use interop::{ErrorInvokeResponse, FunctionError, ResponseMode, MAX_PAYLOAD};
 use tokio::sync::mpsc;
 
-use crate::body::{full, ResponseBuilderExt};
+use crate::api::RuntimeApi;
+use crate::body::{json_response, ResponseBuilderExt};
 use crate::error::ApiError;
 use crate::headers as h;
 use crate::outcome::{
     InvokeOutcome, InvokeResponse, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS,
 };
 use crate::rendezvous::{Dispatched, NextCall};
-use crate::routes::RuntimeApi;
 
-type Reply = Result<Response<Full<Bytes>>, ApiError>;
+type Reply = Result<Response, ApiError>;
+
+/// The `{id}` of `/invocation/{id}/...`: a non-empty path segment (an empty
+/// one is no route at all: 404, as for any unknown path).
+pub(crate) struct InvocationId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for InvocationId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) if !id.is_empty() => Ok(InvocationId(id)),
+            _ => Err(ApiError::not_found(&parts.method, parts.uri.path())),
+        }
+    }
+}
 
 /// How far past the limit a too-large buffered body is read to report its size.
 const OVERSIZE_COUNT_LIMIT: u64 = 1 << 30;
 
-fn accepted() -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(StatusCode::ACCEPTED)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(&b"{\"status\":\"OK\"}"[..]))
+fn accepted() -> Response {
+    json_response(StatusCode::ACCEPTED, &b"{\"status\":\"OK\"}"[..])
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -39,7 +56,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `GET /runtime/invocation/next`.
-pub(crate) async fn next(api: &RuntimeApi) -> Reply {
+pub(crate) async fn next(State(api): State<RuntimeApi>) -> Reply {
     let dispatched = match api.rendezvous.next()? {
         NextCall::Now(d) => d,
         NextCall::Wait(rx) => rx.await.map_err(|_| {
@@ -53,7 +70,7 @@ pub(crate) async fn next(api: &RuntimeApi) -> Reply {
     Ok(next_response(&dispatched))
 }
 
-fn next_response(d: &Dispatched) -> Response<Full<Bytes>> {
+fn next_response(d: &Dispatched) -> Response {
     let inv = &d.invoke;
     let mut b = Response::builder()
         .status(StatusCode::OK)
@@ -71,11 +88,16 @@ fn next_response(d: &Dispatched) -> Response<Full<Bytes>> {
             b = b.header(name, v);
         }
     }
-    b.body_or_500(full(d.payload.clone()))
+    b.body_or_500(Body::from(d.payload.clone()))
 }
 
 /// `POST /runtime/invocation/{id}/response`.
-pub(crate) async fn response(api: &RuntimeApi, id: &str, req: Request<Incoming>) -> Reply {
+pub(crate) async fn response(
+    State(api): State<RuntimeApi>,
+    InvocationId(id): InvocationId,
+    req: Request,
+) -> Reply {
+    let id = id.as_str();
     let mode =
         ResponseMode::from_header(header_str(req.headers(), h::RESPONSE_MODE).or_else(|| {
             // A present header that is not valid text is still "present and not streaming".
@@ -90,8 +112,8 @@ pub(crate) async fn response(api: &RuntimeApi, id: &str, req: Request<Incoming>)
     let span = tracing::debug_span!("response", request_id = %ticket.id, ?mode);
     let _enter = span.enter();
     match mode {
-        ResponseMode::Buffered => buffered_response(api, ticket, content_type, req).await,
-        ResponseMode::Streaming => streaming_response(api, ticket, content_type, req).await,
+        ResponseMode::Buffered => buffered_response(&api, ticket, content_type, req).await,
+        ResponseMode::Streaming => streaming_response(&api, ticket, content_type, req).await,
     }
 }
 
@@ -102,7 +124,7 @@ enum ReadError {
 
 /// Read a body of at most `limit` bytes. Past the limit, keep counting (without
 /// storing) so the error can say how large the body was.
-async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, ReadError> {
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ReadError> {
     let mut buf = BytesMut::new();
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
@@ -140,7 +162,7 @@ async fn buffered_response(
     api: &RuntimeApi,
     mut ticket: crate::rendezvous::ResponseTicket,
     content_type: Option<String>,
-    req: Request<Incoming>,
+    req: Request,
 ) -> Reply {
     let declared = content_length(req.headers());
     let result = match declared {
@@ -261,7 +283,7 @@ async fn streaming_response(
     api: &RuntimeApi,
     mut ticket: crate::rendezvous::ResponseTicket,
     content_type: Option<String>,
-    req: Request<Incoming>,
+    req: Request,
 ) -> Reply {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
     if let Some(reply) = ticket.reply.take() {
@@ -388,7 +410,7 @@ fn reported_error(headers: &HeaderMap, body: &[u8]) -> FunctionError {
     FunctionError::new(error_type, message)
 }
 
-async fn read_error_body(req: Request<Incoming>) -> Result<(HeaderMap, Bytes), ApiError> {
+async fn read_error_body(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
     if content_length(&parts.headers).is_some_and(|n| n > MAX_PAYLOAD as u64) {
         return Err(ApiError::too_large());
@@ -403,7 +425,12 @@ async fn read_error_body(req: Request<Incoming>) -> Result<(HeaderMap, Bytes), A
 }
 
 /// `POST /runtime/invocation/{id}/error`.
-pub(crate) async fn invocation_error(api: &RuntimeApi, id: &str, req: Request<Incoming>) -> Reply {
+pub(crate) async fn invocation_error(
+    State(api): State<RuntimeApi>,
+    InvocationId(id): InvocationId,
+    req: Request,
+) -> Reply {
+    let id = id.as_str();
     api.rendezvous.check_error(id)?;
     let (headers, body) = read_error_body(req).await?;
     let error = reported_error(&headers, &body);
@@ -420,7 +447,7 @@ pub(crate) async fn invocation_error(api: &RuntimeApi, id: &str, req: Request<In
 }
 
 /// `POST /runtime/init/error`.
-pub(crate) async fn init_error(api: &RuntimeApi, req: Request<Incoming>) -> Reply {
+pub(crate) async fn init_error(State(api): State<RuntimeApi>, req: Request) -> Reply {
     api.rendezvous.check_init_error()?;
     let (headers, body) = read_error_body(req).await?;
     let error = reported_error(&headers, &body);
@@ -435,7 +462,7 @@ pub(crate) async fn init_error(api: &RuntimeApi, req: Request<Incoming>) -> Repl
 
 /// `GET /2021-04-23/credentials`: the configured credentials, for a caller
 /// that presents the sandbox's authorization token.
-pub(crate) fn credentials(api: &RuntimeApi, req: &Request<Incoming>) -> Reply {
+pub(crate) async fn credentials(State(api): State<RuntimeApi>, req: Request) -> Reply {
     let not_found = || ApiError::not_found(req.method(), req.uri().path());
     let creds = api.config.credentials.as_ref().ok_or_else(not_found)?;
     let presented = header_str(req.headers(), "authorization");
@@ -453,10 +480,10 @@ pub(crate) fn credentials(api: &RuntimeApi, req: &Request<Incoming>) -> Reply {
         "Token": creds.session_token.clone().unwrap_or_default(),
         "Expiration": httpdate_rfc3339(expiration),
     });
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(serde_json::to_vec(&body).unwrap_or_default())))
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }
 
 /// RFC 3339 UTC (seconds) of a time, without a date crate.
@@ -486,7 +513,20 @@ fn httpdate_rfc3339(t: std::time::SystemTime) -> String {
 }
 
 /// `GET /runtime/restore/next`: answers 200 once the sandbox is restored.
-pub(crate) async fn restore_next(api: &RuntimeApi) -> Reply {
+/// The restore routes exist only with init caching.
+fn init_caching(api: &RuntimeApi, path: &str) -> Result<(), ApiError> {
+    if api.config.init_caching {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorType::NotFound,
+        format!("{path} needs init caching (--enable-init-caching)"),
+    ))
+}
+
+pub(crate) async fn restore_next(State(api): State<RuntimeApi>, uri: http::Uri) -> Reply {
+    init_caching(&api, uri.path())?;
     let rx = api.rendezvous.restore_next()?;
     rx.await.map_err(|_| {
         ApiError::new(
@@ -495,14 +535,12 @@ pub(crate) async fn restore_next(api: &RuntimeApi) -> Reply {
             "The sandbox was reset while this call waited for a restore",
         )
     })?;
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(full(&b"{}"[..])))
+    Ok(json_response(StatusCode::OK, &b"{}"[..]))
 }
 
 /// `POST /runtime/restore/error`.
-pub(crate) async fn restore_error(api: &RuntimeApi, req: Request<Incoming>) -> Reply {
+pub(crate) async fn restore_error(State(api): State<RuntimeApi>, req: Request) -> Reply {
+    init_caching(&api, req.uri().path())?;
     api.rendezvous.check_restore_error()?;
     let (headers, body) = read_error_body(req).await?;
     let error = reported_error(&headers, &body);

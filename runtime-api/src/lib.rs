@@ -1,7 +1,9 @@
 //! The HTTP face that processes inside the sandbox see: the Runtime API
-//! (SPEC §3), and the rendezvous state it guards. It never spawns or kills
-//! processes; the lifecycle engine drives it through [`RuntimeHandle`].
+//! (SPEC §3), the Extensions API (§5), the Telemetry and Logs APIs (§6), and
+//! the rendezvous state they guard. It never spawns or kills processes; the
+//! lifecycle engine drives it through [`RuntimeHandle`].
 
+mod api;
 mod body;
 mod error;
 mod extension_handlers;
@@ -10,21 +12,22 @@ pub mod gauge;
 mod handlers;
 mod outcome;
 mod rendezvous;
-mod routes;
+mod router;
 pub mod server;
 pub mod state;
 pub mod subscription;
 
-pub use body::{full, json_error, ResponseBuilderExt};
+pub use api::{ApiConfig, Credentials, RuntimeApi};
+pub use body::{json_response, ResponseBuilderExt};
 pub use error::ApiError;
 pub use outcome::{
     InvokeOutcome, InvokeResponse, OutcomeSender, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS,
 };
 pub use rendezvous::{
     reset_error, DispatchError, Dispatched, ExtensionErrorKind, ExtensionEvent, ExtensionInfo,
-    ExtensionNext, Rendezvous, RuntimeEvent, RuntimeHandle,
+    ExtensionNext, FunctionInfo, Rendezvous, RuntimeEvent, RuntimeHandle,
 };
-pub use routes::{ApiConfig, Credentials, RuntimeApi};
+pub use router::router;
 
 /// Header names of the Runtime API.
 pub mod headers {

@@ -106,8 +106,21 @@ struct Current {
     reply: Option<OutcomeSender>,
 }
 
+/// What extensions are told about the function at registration; set by the
+/// engine for each generation (a control-API Init may change it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// `functionName`.
+    pub name: String,
+    /// `functionVersion`.
+    pub version: String,
+    /// `handler`.
+    pub handler: Option<String>,
+}
+
 struct Inner {
     generation: u64,
+    function: FunctionInfo,
     state: RuntimeState,
     parked: Option<oneshot::Sender<Arc<Dispatched>>>,
     current: Option<Current>,
@@ -154,6 +167,7 @@ impl Rendezvous {
         let r = Rendezvous {
             inner: Mutex::new(Inner {
                 generation: 0,
+                function: FunctionInfo::default(),
                 state: RuntimeState::Started,
                 parked: None,
                 current: None,
@@ -175,6 +189,11 @@ impl Rendezvous {
         // The engine owns the receiver for rapid's whole life; a send error only
         // happens during process exit, when nobody needs the event.
         let _ = self.events.send(event);
+    }
+
+    /// The function as extensions see it.
+    pub fn function(&self) -> FunctionInfo {
+        self.lock().function.clone()
     }
 
     /// `GET /next`.
@@ -366,6 +385,11 @@ impl RuntimeHandle {
     /// Wrap the shared rendezvous.
     pub fn new(r: Arc<Rendezvous>) -> Self {
         RuntimeHandle { r }
+    }
+
+    /// Tell extensions of the coming generation about `function`.
+    pub fn set_function(&self, function: FunctionInfo) {
+        self.r.lock().function = function;
     }
 
     /// The current sandbox generation.

@@ -7,7 +7,6 @@
 //! connections finish their answers, and a count of open connections.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::{Service, ServiceExt};
 
 use crate::gauge::Gauge;
 
@@ -64,10 +64,13 @@ pub struct Options {
 }
 
 /// Like [`serve`], and every request carries its connection's [`ConnFd`].
-pub async fn serve_tagged<F, Fut, B>(listener: TcpListener, name: &'static str, handler: F)
+pub async fn serve_tagged<S, B>(listener: TcpListener, name: &'static str, service: S)
 where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -75,32 +78,38 @@ where
         tag: true,
         ..Options::default()
     };
-    serve_with(listener, name, opts, handler).await
+    serve_with(listener, name, opts, service).await
 }
 
-/// Serve `handler` on every connection accepted from `listener`, until the task
-/// running this future is dropped.
-pub async fn serve<F, Fut, B>(listener: TcpListener, name: &'static str, handler: F)
+/// Serve `service` (an axum `Router`, say) on every connection accepted from
+/// `listener`, until the task running this future is dropped.
+pub async fn serve<S, B>(listener: TcpListener, name: &'static str, service: S)
 where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_with(listener, name, Options::default(), handler).await
+    serve_with(listener, name, Options::default(), service).await
 }
 
-/// Serve `handler` on every connection accepted from `listener` (HTTP/1.1,
+/// The client's address, in every request's extensions (as axum's
+/// `ConnectInfo` reads it).
+pub type Peer = axum::extract::ConnectInfo<std::net::SocketAddr>;
+
+/// Serve `service` on every connection accepted from `listener` (HTTP/1.1,
 /// upgrades allowed), as `opts` says; until `opts.stop` turns true or the task
-/// running this future is dropped.
-pub async fn serve_with<F, Fut, B>(
-    listener: TcpListener,
-    name: &'static str,
-    opts: Options,
-    handler: F,
-) where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
+/// running this future is dropped. Every request carries its [`Peer`].
+pub async fn serve_with<S, B>(listener: TcpListener, name: &'static str, opts: Options, service: S)
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -124,7 +133,7 @@ pub async fn serve_with<F, Fut, B>(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(api = name, error = %e, "set TCP_NODELAY failed");
         }
-        let handler = handler.clone();
+        let service = service.clone();
         let fd = opts
             .tag
             .then(|| ConnFd(std::os::fd::AsRawFd::as_raw_fd(&stream)));
@@ -134,11 +143,12 @@ pub async fn serve_with<F, Fut, B>(
         tokio::spawn(async move {
             let _live = live;
             let svc = service_fn(move |mut req: Request<Incoming>| {
+                let ext = req.extensions_mut();
+                ext.insert(axum::extract::ConnectInfo(peer));
                 if let Some(fd) = fd {
-                    req.extensions_mut().insert(fd);
+                    ext.insert(fd);
                 }
-                let fut = handler(req);
-                async move { Ok::<_, Infallible>(fut.await) }
+                service.clone().oneshot(req)
             });
             let mut builder = http1::Builder::new();
             builder.keep_alive(true).max_buf_size(1024 * 1024);

@@ -64,11 +64,29 @@ fn wait_healthy(r: &Rapid) {
     );
 }
 
+/// A sample's name and its labels in a canonical order (the exposition
+/// format does not fix the order of labels).
+fn series(name_and_labels: &str) -> (String, Vec<String>) {
+    match name_and_labels.split_once('{') {
+        None => (name_and_labels.to_owned(), Vec::new()),
+        Some((name, labels)) => {
+            let mut labels: Vec<String> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            labels.sort();
+            (name.to_owned(), labels)
+        }
+    }
+}
+
 /// The value of an unlabelled or labelled sample in Prometheus text.
 fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    let want = series(name_and_labels);
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (k, v) = l.rsplit_once(' ')?;
-        (k == name_and_labels).then(|| v.parse().ok()).flatten()
+        (series(k) == want).then(|| v.parse().ok()).flatten()
     })
 }
 

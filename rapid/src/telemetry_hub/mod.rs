@@ -210,14 +210,6 @@ impl Hub {
             s.wake.notify_one();
         }
     }
-
-    /// Current subscribers.
-    pub fn subscriber_count(&self) -> usize {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
-    }
 }
 
 impl TelemetrySink for Hub {

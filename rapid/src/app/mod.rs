@@ -1,0 +1,321 @@
+//! The composition root: signals, the reaper, stdout, the sandbox, the
+//! fronts, and the one drain every mode shares.
+//!
+//! Start-up binds every front first (a bind failure starts nothing), then
+//! starts the sandbox, then serves. Shutdown — a stop signal, or the sandbox
+//! ending on its own (one-shot exit, a shutdown that asked rapid to exit) —
+//! goes: fronts unready (for the OpenFaaS front's drain delay after
+//! SIGTERM), fronts closed (503; no new connections; open ones finish their
+//! answer and close), requests in flight finish (bounded), the sandbox shuts
+//! down, the last answers reach their clients (bounded), exit.
+
+mod inproc;
+mod signals;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use interop::ShutdownReason;
+use runtime_api::gauge::Gauge;
+use runtime_api::server::{serve_with, Options};
+use tokio::net::TcpListener;
+
+pub use inproc::serve;
+pub use signals::{Signal, Signals};
+
+use crate::config::{BackendConfig, Config, DrainPolicy, Fronts};
+use crate::fronts::metrics::Metrics;
+use crate::fronts::openfaas::OpenFaas;
+use crate::fronts::{self, Drain};
+use crate::net::{bind, BindError};
+use crate::output::Output;
+use crate::process::{Handler, ProcessSandbox};
+use crate::sandbox::{Command, FunctionTable, Sandbox, Stats};
+use crate::supervisor::Reaper;
+
+/// Exit codes of the `rapid` binary.
+pub mod exit_code {
+    /// Clean shutdown after SIGTERM/SIGINT.
+    pub const OK: u8 = 0;
+    /// Invalid command line or environment (clap's usage errors use this too).
+    pub const USAGE: u8 = 2;
+    /// An address could not be bound.
+    pub const BIND: u8 = 3;
+    /// rapid could not set itself up (signals, threads, async runtime).
+    pub const SETUP: u8 = 4;
+    /// Init mode could not prepare the machine (and could not power it off).
+    pub const INIT: u8 = 5;
+}
+
+fn setup_failed(what: impl std::fmt::Display) -> ExitCode {
+    tracing::error!("{what}");
+    eprintln!("rapid: {what}");
+    ExitCode::from(exit_code::SETUP)
+}
+
+fn bind_failed(e: &BindError) -> ExitCode {
+    tracing::error!("{e}");
+    eprintln!("rapid: {e}");
+    ExitCode::from(exit_code::BIND)
+}
+
+/// Become the reaper of orphaned descendants when rapid is not PID 1.
+fn become_subreaper() {
+    if std::process::id() == 1 {
+        return;
+    }
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes a flag of this process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not become a child subreaper");
+    }
+}
+
+/// The fronts' listeners, bound before anything starts.
+struct Listeners {
+    metrics: Option<TcpListener>,
+    control: Option<TcpListener>,
+    openfaas: Option<TcpListener>,
+    invoke: Option<TcpListener>,
+}
+
+async fn bind_opt(
+    addr: Option<SocketAddr>,
+    what: &'static str,
+) -> Result<Option<TcpListener>, BindError> {
+    match addr {
+        Some(a) => bind(a, what).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+impl Listeners {
+    /// The primary front (the one callers wait for: the OpenFaaS front in a
+    /// watchdog mode, the Invoke API otherwise) is bound last, so that once
+    /// it accepts connections every other front does too.
+    async fn bind(fronts: &Fronts, openfaas_primary: bool) -> Result<Listeners, BindError> {
+        let metrics = bind_opt(fronts.metrics, "metrics endpoint").await?;
+        let control = bind_opt(fronts.control.as_ref().map(|c| c.address), "control API").await?;
+        let openfaas_addr = fronts.openfaas.as_ref().map(|f| f.address);
+        let (openfaas, invoke) = if openfaas_primary {
+            let invoke = bind_opt(fronts.invoke, "Invoke API").await?;
+            (bind_opt(openfaas_addr, "watchdog front").await?, invoke)
+        } else {
+            let openfaas = bind_opt(openfaas_addr, "watchdog front").await?;
+            (openfaas, bind_opt(fronts.invoke, "Invoke API").await?)
+        };
+        Ok(Listeners {
+            metrics,
+            control,
+            openfaas,
+            invoke,
+        })
+    }
+}
+
+/// Run rapid until it is told to stop. Must run inside a current-thread
+/// tokio runtime (the reaper registers children right after fork).
+pub async fn run(cfg: Config) -> ExitCode {
+    run_with(cfg, None).await
+}
+
+/// Run `cfg`; `handler` serves an in-process backend.
+pub(crate) async fn run_with(cfg: Config, handler: Option<Arc<dyn Handler>>) -> ExitCode {
+    become_subreaper();
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err((s, e)) => {
+            return setup_failed(format!("cannot install the {} handler: {e}", s.name()))
+        }
+    };
+    let reaper = match Reaper::start() {
+        Ok(r) => r,
+        Err(e) => return setup_failed(format!("cannot install the SIGCHLD handler: {e}")),
+    };
+    let hub = crate::telemetry_hub::Hub::new();
+    let out = match Output::start(hub.clone()) {
+        Ok(o) => o,
+        Err(e) => return setup_failed(format!("cannot start the output thread: {e}")),
+    };
+    let Config {
+        function,
+        backend,
+        fronts,
+        drain: policy,
+        ..
+    } = cfg;
+    let openfaas_primary = matches!(backend, BackendConfig::Process(_));
+    let listeners = match Listeners::bind(&fronts, openfaas_primary).await {
+        Ok(l) => l,
+        Err(e) => return bind_failed(&e),
+    };
+    let started = tokio::time::Instant::now();
+    let sandbox: Arc<dyn Sandbox> = match backend {
+        BackendConfig::Lambda(l) => {
+            let deps = crate::lambda::Deps { reaper, out, hub };
+            match crate::lambda::start(*l, deps).await {
+                Ok(s) => Arc::new(s),
+                Err(e) => return bind_failed(&e),
+            }
+        }
+        BackendConfig::Process(p) => {
+            let stats = Arc::new(Stats::default());
+            let backend = match (
+                &handler,
+                crate::process::backend_for(&p.kind, reaper, out, p.logs, stats.clone()),
+            ) {
+                (_, Some(b)) => b,
+                (Some(h), None) => Arc::new(crate::process::inproc::Inproc(h.clone())),
+                (None, None) => {
+                    return setup_failed("mode inproc needs a handler (rapid::watchdog::serve)")
+                }
+            };
+            match ProcessSandbox::start(&p, backend, stats).await {
+                Ok(s) => Arc::new(s),
+                Err(why) => {
+                    return setup_failed(format!(
+                        "cannot start the {} backend: {why}",
+                        p.kind.name()
+                    ))
+                }
+            }
+        }
+    };
+    let table = FunctionTable::single(function.clone(), sandbox.clone());
+    let served = serve_fronts(&fronts, table, listeners);
+    tracing::info!(
+        invoke_api = ?fronts.invoke,
+        watchdog_front = ?fronts.openfaas.as_ref().map(|f| f.address),
+        control_api = ?fronts.control.as_ref().map(|c| c.address),
+        metrics = ?fronts.metrics,
+        function = %function.name,
+        took_ms = started.elapsed().as_millis() as u64,
+        "rapid listening"
+    );
+    let cause = tokio::select! {
+        s = signals.next_stop() => Some(s),
+        () = sandbox.finished() => None,
+    };
+    match cause {
+        Some(s) => tracing::info!(signal = s.name(), "shutting down"),
+        None => tracing::info!("the sandbox is done; shutting down"),
+    }
+    let delay = match (cause, &fronts.openfaas) {
+        // SIGINT is someone at a terminal: no orchestrator to wait for.
+        (Some(s), Some(f)) if s != Signal::Int => f.config.drain_delay,
+        _ => Duration::ZERO,
+    };
+    drain(&served, sandbox.as_ref(), delay, policy).await;
+    tracing::info!("stopped");
+    ExitCode::from(exit_code::OK)
+}
+
+/// The fronts being served.
+struct Served {
+    drain: Drain,
+    openfaas: Option<Arc<OpenFaas>>,
+    /// Open connections of every front.
+    connections: Arc<Gauge>,
+}
+
+fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners) -> Served {
+    let drain = Drain::default();
+    let connections = Arc::new(Gauge::default());
+    let opts = |read_timeout: Option<Duration>| Options {
+        read_timeout,
+        stop: Some(drain.stop_signal()),
+        connections: Some(connections.clone()),
+        ..Options::default()
+    };
+    let in_flight = Arc::new(Gauge::default());
+    let metrics = Metrics::new(table.clone(), in_flight.clone());
+    if let Some(listener) = l.metrics {
+        tokio::spawn(serve_with(
+            listener,
+            "metrics",
+            opts(None),
+            fronts::metrics::router(metrics.clone()),
+        ));
+    }
+    if let (Some(listener), Some(c)) = (l.control, &fronts.control) {
+        let router = fronts::control::router(table.clone(), c.token.clone(), drain.clone());
+        tokio::spawn(serve_with(listener, "control", opts(None), router));
+    }
+    let mut openfaas = None;
+    if let (Some(listener), Some(f), Some(function)) =
+        (l.openfaas, &fronts.openfaas, table.default_function())
+    {
+        let front = OpenFaas::new(
+            f.config.clone(),
+            function.clone(),
+            drain.clone(),
+            metrics,
+            in_flight,
+        );
+        if let Some(lock) = f.config.lock_file.clone() {
+            tokio::spawn(fronts::openfaas::keep_lock_file(
+                lock,
+                function.clone(),
+                drain.clone(),
+            ));
+        }
+        let router = fronts::openfaas::router(front.clone());
+        tokio::spawn(serve_with(
+            listener,
+            "watchdog",
+            opts(f.config.read_timeout),
+            router,
+        ));
+        openfaas = Some(front);
+    }
+    if let Some(listener) = l.invoke {
+        let router = fronts::invoke::router(table, drain.clone());
+        tokio::spawn(serve_with(listener, "invoke", opts(None), router));
+    }
+    Served {
+        drain,
+        openfaas,
+        connections,
+    }
+}
+
+/// The one drain of every mode.
+async fn drain(served: &Served, sandbox: &dyn Sandbox, delay: Duration, policy: DrainPolicy) {
+    served.drain.begin();
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "unready; still serving"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    served.drain.close();
+    if let (Some(front), false) = (&served.openfaas, policy.in_flight.is_zero()) {
+        let t = tokio::time::Instant::now();
+        if front.wait_idle(policy.in_flight).await {
+            tracing::info!(
+                waited_ms = t.elapsed().as_millis() as u64,
+                "in-flight requests finished"
+            );
+        } else {
+            tracing::warn!(
+                waited_ms = t.elapsed().as_millis() as u64,
+                "in-flight requests still running; stopping anyway"
+            );
+        }
+    }
+    let stop = Command::Shutdown {
+        reason: ShutdownReason::Spindown,
+        exit: true,
+    };
+    if let Err(e) = sandbox.control(stop).await {
+        // Already shut down (a control-API shutdown, one-shot exit).
+        tracing::debug!("shutdown: {e}");
+    }
+    // Every connection finishes what it is writing and closes.
+    if !served.connections.wait_idle(policy.flush).await {
+        tracing::warn!("connections still open at the end of the drain; exiting anyway");
+    }
+}

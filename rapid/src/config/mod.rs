@@ -1,0 +1,408 @@
+//! The command line, composed into the configurations of the parts: the
+//! backend (the Lambda engine or a process backend, with its data), the
+//! fronts that are on, and what init mode prepares. Each part's
+//! configuration type lives with the part; this module only composes them.
+//!
+//! * `args.rs` — rapid's own options (clap); `watchdog.rs` — the watchdog
+//!   options with of-watchdog's variable names.
+
+pub mod args;
+pub mod watchdog;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use crate::lambda::Bootstrap;
+pub use args::{Args, LogFormat, LogLevel, OneShotArg};
+pub use watchdog::{apply_env_aliases, Mode, WatchdogArgs};
+
+use crate::fronts::openfaas::OpenFaasConfig;
+use crate::lambda::{InitCaching, LambdaConfig, Lifecycle};
+use crate::parse;
+use crate::process::{LogStyle, ProcessConfig, ProcessKind, Program, Style};
+use crate::sandbox::{FunctionId, OneShot};
+use crate::supervisor::vm_init::Machine;
+
+/// Where rapid looks for a bootstrap when none is given, in order.
+pub const DEFAULT_BOOTSTRAPS: [&str; 3] = [
+    "/var/task/bootstrap",
+    "/opt/bootstrap",
+    "/var/runtime/bootstrap",
+];
+
+/// The backend and its data.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// A Lambda custom runtime behind the Runtime API.
+    Lambda(Box<LambdaConfig>),
+    /// A watchdog mode's process backend.
+    Process(Box<ProcessConfig>),
+}
+
+/// The control API front.
+#[derive(Debug, Clone)]
+pub struct ControlFront {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// The bearer token every call must carry.
+    pub token: Option<String>,
+}
+
+/// The OpenFaaS front.
+#[derive(Debug, Clone)]
+pub struct OpenFaasFront {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its settings.
+    pub config: OpenFaasConfig,
+}
+
+/// The fronts that are on.
+#[derive(Debug, Clone, Default)]
+pub struct Fronts {
+    /// The Invoke API.
+    pub invoke: Option<SocketAddr>,
+    /// The control API.
+    pub control: Option<ControlFront>,
+    /// The OpenFaaS front.
+    pub openfaas: Option<OpenFaasFront>,
+    /// Prometheus `/metrics`.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// How long shutdown waits.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainPolicy {
+    /// For requests in flight, once the fronts refuse new ones.
+    pub in_flight: Duration,
+    /// For the last answers to reach their clients.
+    pub flush: Duration,
+}
+
+/// The validated configuration rapid runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Who the function is.
+    pub function: FunctionId,
+    /// What serves it.
+    pub backend: BackendConfig,
+    /// Who callers talk to.
+    pub fronts: Fronts,
+    /// The waits of shutdown.
+    pub drain: DrainPolicy,
+    /// microVM init mode (also automatic as PID 1 without /proc).
+    pub init_mode: bool,
+    /// What init mode prepares.
+    pub machine: Machine,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The control API would be reachable off-host without a token.
+    #[error("--control-api-address {0} is not a loopback address: give --control-token-file")]
+    ControlTokenRequired(SocketAddr),
+    /// The token file cannot be used.
+    #[error("--control-token-file {path}: {why}")]
+    ControlToken {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A mode that needs a process got none.
+    #[error("mode {0} needs a function process: give --fprocess (fprocess=...) or a command")]
+    NoProcess(&'static str),
+    /// http mode without an upstream.
+    #[error("mode http needs --upstream-url (upstream_url=http://127.0.0.1:PORT)")]
+    NoUpstream,
+    /// static mode without a directory.
+    #[error("mode static needs --static-path (static_path=DIR)")]
+    NoStaticPath,
+    /// The static directory is unusable.
+    #[error("--static-path {0}: not a readable directory")]
+    BadStaticPath(PathBuf),
+    /// The function process cannot be run.
+    #[error("function process {0:?}: not an executable file (nor found on PATH)")]
+    NotExecutable(String),
+    /// The front and the metrics endpoint collide.
+    #[error("--metrics-port {0} is the port of the watchdog front")]
+    MetricsPortClash(u16),
+}
+
+/// Decide what to run from the positional arguments.
+pub fn resolve_bootstrap(command: &[String], defaults: &[&str]) -> Bootstrap {
+    match command.split_first() {
+        Some((program, args)) => match parse::program(program) {
+            Some(p) => Bootstrap::Command {
+                program: p,
+                args: args.to_vec(),
+            },
+            None => Bootstrap::Missing(format!(
+                "Couldn't find valid bootstrap(s): [{program}] (not an executable file)"
+            )),
+        },
+        None => defaults
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| parse::is_executable(p))
+            .map(|program| Bootstrap::Command {
+                program,
+                args: Vec::new(),
+            })
+            .unwrap_or_else(|| {
+                Bootstrap::Missing(format!("Couldn't find valid bootstrap(s): {defaults:?}"))
+            }),
+    }
+}
+
+fn read_token(path: &Path) -> Result<String, ConfigError> {
+    let bad = |why: String| ConfigError::ControlToken {
+        path: path.to_path_buf(),
+        why,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let t = text.trim().to_owned();
+    if t.is_empty() {
+        return Err(bad("the file is empty".into()));
+    }
+    Ok(t)
+}
+
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// The function process of a watchdog mode: the positional command, else `--fprocess`.
+fn function_program(w: &WatchdogArgs, command: &[String]) -> Result<Program, ConfigError> {
+    let mut words: Vec<String> = if command.is_empty() {
+        w.fprocess
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        command.to_vec()
+    };
+    if words.is_empty() {
+        return Err(ConfigError::NoProcess(w.mode.name()));
+    }
+    let first = words.remove(0);
+    let path = parse::program(&first).ok_or(ConfigError::NotExecutable(first))?;
+    Ok(Program { path, args: words })
+}
+
+/// The process backend of a watchdog mode.
+fn process_kind(w: &WatchdogArgs, command: &[String]) -> Result<ProcessKind, ConfigError> {
+    Ok(match w.mode {
+        // Not a process backend (the caller asks only for watchdog modes).
+        Mode::Lambda => return Err(ConfigError::NoProcess("lambda")),
+        Mode::Http => {
+            let program = function_program(w, command)?;
+            let upstream = w.upstream_url.clone().ok_or(ConfigError::NoUpstream)?;
+            ProcessKind::Http {
+                program,
+                upstream,
+                buffer_request_body: w.http_buffer_req_body,
+                ready_path: w.ready_path.clone(),
+                restart: w.restart,
+            }
+        }
+        Mode::Streaming | Mode::Serializing => ProcessKind::Fork {
+            program: function_program(w, command)?,
+            style: if w.mode == Mode::Streaming {
+                Style::Streaming
+            } else {
+                Style::Serializing
+            },
+            content_type: w.content_type.clone(),
+        },
+        Mode::Static => {
+            let root = w.static_path.clone().ok_or(ConfigError::NoStaticPath)?;
+            if std::fs::read_dir(&root).is_err() {
+                return Err(ConfigError::BadStaticPath(root));
+            }
+            ProcessKind::Static { root }
+        }
+    })
+}
+
+/// The OpenFaaS front's address and the metrics address next to it.
+fn front_addresses(w: &WatchdogArgs) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
+    let address = w
+        .watchdog_address
+        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), w.port));
+    let metrics = match w.metrics_port {
+        0 => None,
+        p if p == address.port() => return Err(ConfigError::MetricsPortClash(p)),
+        p => Some(SocketAddr::new(address.ip(), p)),
+    };
+    Ok((address, metrics))
+}
+
+/// The OpenFaaS front's settings.
+pub fn openfaas_config(w: &WatchdogArgs) -> OpenFaasConfig {
+    OpenFaasConfig {
+        read_timeout: nonzero(w.read_timeout),
+        write_timeout: nonzero(w.write_timeout),
+        max_inflight: (w.max_inflight > 0).then_some(w.max_inflight),
+        lock_file: (!w.suppress_lock).then(|| std::env::temp_dir().join(".lock")),
+        drain_delay: w.healthcheck_interval.unwrap_or(w.write_timeout),
+    }
+}
+
+/// A process backend's configuration for `kind`.
+pub fn process_config(
+    w: &WatchdogArgs,
+    kind: ProcessKind,
+    one_shot: Option<OneShot>,
+    scratch_dir: Option<PathBuf>,
+) -> ProcessConfig {
+    ProcessConfig {
+        kind,
+        exec_timeout: nonzero(w.exec_timeout),
+        logs: LogStyle {
+            prefix: w.prefix_logs,
+            buffer: w.log_buffer_size as usize,
+        },
+        one_shot,
+        scratch_dir,
+    }
+}
+
+/// The fronts of a watchdog mode (the OpenFaaS front and its metrics) and
+/// its drain: in-flight requests get the exec and write timeouts.
+pub fn watchdog_fronts(w: &WatchdogArgs) -> Result<(Fronts, DrainPolicy), ConfigError> {
+    let (address, metrics) = front_addresses(w)?;
+    let cfg = openfaas_config(w);
+    let write = cfg.write_timeout.unwrap_or(Duration::from_secs(30));
+    let drain = DrainPolicy {
+        in_flight: nonzero(w.exec_timeout).unwrap_or(Duration::from_secs(30)) + write,
+        flush: write,
+    };
+    let fronts = Fronts {
+        openfaas: Some(OpenFaasFront {
+            address,
+            config: cfg,
+        }),
+        metrics,
+        ..Fronts::default()
+    };
+    Ok((fronts, drain))
+}
+
+impl Config {
+    /// Validate parsed arguments, reading the files they name.
+    pub fn load(args: Args) -> Result<Config, ConfigError> {
+        let token = args
+            .control_token_file
+            .as_deref()
+            .map(read_token)
+            .transpose()?;
+        if let Some(addr) = args.control_api_address {
+            if !addr.ip().is_loopback() && token.is_none() {
+                return Err(ConfigError::ControlTokenRequired(addr));
+            }
+        }
+        let w = &args.watchdog;
+        let one_shot = args.one_shot.map(OneShot::from);
+        let function = FunctionId {
+            name: args.function_name.clone(),
+            version: args.function_version.clone(),
+            region: args.region.clone(),
+            account: args.account_id.clone(),
+        };
+        let control = args.control_api_address.map(|address| ControlFront {
+            address,
+            token: token.clone(),
+        });
+        let (backend, fronts, drain) = if w.mode == Mode::Lambda {
+            let openfaas = match w.watchdog_address {
+                None => None,
+                Some(_) => Some(front_addresses(w)?),
+            };
+            let handler = args.handler.clone().or_else(|| {
+                (args.command.len() >= 2)
+                    .then(|| args.command.last().cloned())
+                    .flatten()
+            });
+            let lambda = LambdaConfig {
+                function: function.clone(),
+                memory_size_mb: args.memory_size,
+                handler,
+                timeout: args.timeout,
+                init_timeout: args.init_timeout,
+                max_queue: args.max_queue as usize,
+                runtime_api_address: args.runtime_api_address,
+                extensions_dir: args.extensions_dir.clone(),
+                bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
+                stream_cap_bytes: args.stream_cap,
+                stream_shaping: args.stream_shaping,
+                init_caching: args.enable_init_caching.then(|| InitCaching {
+                    restore_timeout: args.restore_timeout,
+                    credentials: credentials_from_env(),
+                }),
+                one_shot,
+                scratch_dir: args.scratch_dir.clone(),
+                lifecycle: if control.is_some() {
+                    Lifecycle::PlatformDriven
+                } else {
+                    Lifecycle::Eager
+                },
+            };
+            let fronts = Fronts {
+                invoke: Some(
+                    args.runtime_interface_emulator_address
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
+                ),
+                control,
+                openfaas: openfaas.map(|(address, _)| OpenFaasFront {
+                    address,
+                    config: OpenFaasConfig {
+                        drain_delay: Duration::ZERO,
+                        lock_file: None,
+                        ..openfaas_config(w)
+                    },
+                }),
+                metrics: openfaas.and_then(|(_, m)| m),
+            };
+            let drain = DrainPolicy {
+                in_flight: Duration::ZERO,
+                flush: Duration::from_secs(10),
+            };
+            (BackendConfig::Lambda(Box::new(lambda)), fronts, drain)
+        } else {
+            let kind = process_kind(w, &args.command)?;
+            let (mut fronts, drain) = watchdog_fronts(w)?;
+            fronts.invoke = args.runtime_interface_emulator_address;
+            fronts.control = control;
+            let process = process_config(w, kind, one_shot, args.scratch_dir.clone());
+            (BackendConfig::Process(Box::new(process)), fronts, drain)
+        };
+        Ok(Config {
+            function,
+            backend,
+            fronts,
+            drain,
+            init_mode: args.init,
+            machine: Machine {
+                hostname: args.hostname.clone(),
+                modules: args.init_modules.clone(),
+                net: args.init_net.clone(),
+            },
+        })
+    }
+}
+
+/// Credentials for a restored runtime: from `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`), guarded by a fresh token.
+fn credentials_from_env() -> Option<runtime_api::Credentials> {
+    Some(runtime_api::Credentials {
+        access_key_id: std::env::var("AWS_ACCESS_KEY_ID").ok()?,
+        secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok()?,
+        session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+        authorization_token: interop::RequestId::generate().to_string(),
+    })
+}

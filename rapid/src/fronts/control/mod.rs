@@ -1,0 +1,298 @@
+//! The control API: a platform drives the sandbox through its phases with the
+//! typed `interop` messages (`--control-api-address`).
+//!
+//! | call | body | answer |
+//! |---|---|---|
+//! | `GET /v1/state` | — | the default sandbox's state, and every function's sandboxes |
+//! | `POST /v1/init` | `Init` (all fields optional) | `{"InitSuccess"}` / `{"InitFailure"}` |
+//! | `POST /v1/invoke` | an envelope `{"id"?, "deadlineMs"?, "payload", "payloadBase64"?, "contentType"?, "traceId"?, "clientContext"?}`, or the payload itself | the response, streamed; `Rapid-Invoke-Result` trailer |
+//! | `POST /v1/reset` | `Reset` | `{"ResetSuccess"}` / `{"ResetFailure"}` |
+//! | `POST /v1/shutdown[?exit=true]` | `Shutdown` | `ShutdownSuccess`; with `exit`, rapid then exits |
+//! | `POST /v1/restore` | — | `RestoreResult` (init caching) |
+//!
+//! Out-of-order commands get 409 `InvalidStateTransition`; a missing or wrong
+//! bearer token 401.
+
+mod envelope;
+mod state;
+
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use fatalerror::ErrorType;
+use http::{header, HeaderValue, Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use interop::MAX_PAYLOAD;
+use runtime_api::ResponseBuilderExt;
+use serde::Deserialize;
+
+use super::aws;
+use super::invoke::body::InvokeBody;
+use super::Drain;
+use crate::sandbox::{
+    Body, Budget, Command, CommandReply, ControlError, FunctionTable, Invocation, LambdaContext,
+    Resolved,
+};
+
+/// The control API's state.
+struct ControlApi {
+    table: FunctionTable,
+    token: Option<String>,
+    drain: Drain,
+}
+
+/// The control API's refusals: a status and `{"errorType","errorMessage"}`.
+#[derive(Debug)]
+enum Refusal {
+    /// A command out of order, or the sandbox gone.
+    Control(ControlError),
+    /// A body that is not what the route takes (400 `InvalidRequestFormat`).
+    Format(String),
+    /// A bad client context (400 `InvalidRequestContentException`).
+    Content(String),
+    /// Missing or wrong bearer token (401).
+    Unauthorized,
+    /// No such route (404).
+    NoRoute(Method, String),
+    /// Wrong method (405).
+    Method(Method, String),
+    /// No function to drive (503).
+    NoFunction,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (status, error_type, message) = match self {
+            Refusal::Control(e) => {
+                let status = match e {
+                    ControlError::Refused { .. } => StatusCode::CONFLICT,
+                    ControlError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                (status, e.error_type(), e.to_string())
+            }
+            Refusal::Format(m) => (StatusCode::BAD_REQUEST, ErrorType::InvalidRequestFormat, m),
+            Refusal::Content(m) => (
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequestContentException,
+                m,
+            ),
+            Refusal::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                ErrorType::InvalidRequestFormat,
+                "Missing or wrong bearer token (Authorization: Bearer <token>)".into(),
+            ),
+            Refusal::NoRoute(m, p) => (
+                StatusCode::NOT_FOUND,
+                ErrorType::NotFound,
+                format!("No such route: {m} {p}"),
+            ),
+            Refusal::Method(m, p) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorType::MethodNotAllowed,
+                format!("Method {m} is not allowed on {p}"),
+            ),
+            Refusal::NoFunction => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorType::ServiceException,
+                "rapid serves no function".into(),
+            ),
+        };
+        aws::error_json(status, error_type, message).map(Body::new)
+    }
+}
+
+/// The control API router over the functions of `table` (it drives the
+/// default one), guarded by `token` when given.
+pub fn router(table: FunctionTable, token: Option<String>, drain: Drain) -> Router {
+    let api = Arc::new(ControlApi {
+        table,
+        token,
+        drain,
+    });
+    Router::new()
+        .route("/v1/state", get(state))
+        .route("/v1/init", post(init))
+        .route("/v1/invoke", post(invoke))
+        .route("/v1/reset", post(reset))
+        .route("/v1/shutdown", post(shutdown))
+        .route("/v1/restore", post(restore))
+        .fallback(|m: Method, u: Uri| async move { Refusal::NoRoute(m, u.path().to_owned()) })
+        .method_not_allowed_fallback(|m: Method, u: Uri| async move {
+            Refusal::Method(m, u.path().to_owned())
+        })
+        .layer(axum::middleware::from_fn_with_state(api.clone(), gate))
+        .with_state(api)
+}
+
+/// The bearer token, checked before anything else (routes included).
+async fn gate(State(api): State<Arc<ControlApi>>, req: Request, next: Next) -> Response {
+    if let Some(token) = &api.token {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == token);
+        if !ok {
+            return Refusal::Unauthorized.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+impl ControlApi {
+    fn function(&self) -> Result<&Resolved, Refusal> {
+        self.table.default_function().ok_or(Refusal::NoFunction)
+    }
+
+    async fn command(&self, cmd: Command) -> Result<Response, Refusal> {
+        let reply = self
+            .function()?
+            .sandbox
+            .control(cmd)
+            .await
+            .map_err(Refusal::Control)?;
+        Ok(match reply {
+            CommandReply::Init(r) => typed(&r),
+            CommandReply::Reset(r) => typed(&r),
+            CommandReply::Shutdown(r) => typed(&r),
+            CommandReply::Restore(r) => typed(&r),
+        })
+    }
+}
+
+/// A typed message as a 200 JSON answer.
+fn typed<T: serde::Serialize>(value: &T) -> Response {
+    runtime_api::json_response(
+        StatusCode::OK,
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+/// The request's body, bounded.
+async fn read_body(req: Request) -> Result<Bytes, Refusal> {
+    Limited::new(req.into_body(), MAX_PAYLOAD * 2)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| Refusal::Format(format!("Could not read the body: {e}")))
+}
+
+/// A control request's JSON body (empty = the type's default).
+async fn read_json<T: for<'de> Deserialize<'de> + Default>(req: Request) -> Result<T, Refusal> {
+    let bytes = read_body(req).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Refusal::Format(format!("Invalid JSON body: {e}")))
+}
+
+async fn state(State(api): State<Arc<ControlApi>>) -> Response {
+    typed(&state::report(&api.table, api.drain.is_draining()).await)
+}
+
+async fn init(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Response, Refusal> {
+    let init: interop::Init = read_json(req).await?;
+    api.command(Command::Init(Box::new(init))).await
+}
+
+async fn reset(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Response, Refusal> {
+    let reset: interop::Reset = read_json(req).await?;
+    api.command(Command::Reset(reset)).await
+}
+
+async fn restore(State(api): State<Arc<ControlApi>>) -> Result<Response, Refusal> {
+    api.command(Command::Restore).await
+}
+
+/// `?exit=true`: rapid itself stops afterwards (and, as a VM's init, powers
+/// the machine off).
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct ShutdownQuery {
+    exit: Option<String>,
+}
+
+async fn shutdown(
+    State(api): State<Arc<ControlApi>>,
+    Query(q): Query<ShutdownQuery>,
+    req: Request,
+) -> Result<Response, Refusal> {
+    let shutdown: interop::Shutdown = read_json(req).await?;
+    let exit = matches!(q.exit.as_deref(), Some("true" | "1"));
+    api.command(Command::Shutdown {
+        reason: shutdown.reason,
+        exit,
+    })
+    .await
+}
+
+async fn invoke(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Response, Refusal> {
+    let function = api.function()?;
+    let phase = function.sandbox.state().await.phase;
+    if matches!(phase, "NotStarted" | "Stopped") {
+        return Err(Refusal::Control(ControlError::refused(
+            "Invoke",
+            phase,
+            "send Init first",
+        )));
+    }
+    let headers = req.headers().clone();
+    let body = read_body(req).await?;
+    let inv = envelope::parse(&headers, body).map_err(|e| match e {
+        envelope::BadEnvelope::Format(m) => Refusal::Format(m),
+        envelope::BadEnvelope::ClientContext(m) => Refusal::Content(m),
+    })?;
+    let id = inv.id.clone();
+    let invocation = Invocation {
+        call_id: id.to_string(),
+        id: inv.id,
+        request: inv.request,
+        context: LambdaContext {
+            client_context: inv.client_context,
+            cognito_identity: None,
+        },
+        budget: inv.budget.map_or(Budget::Function, Budget::Platform),
+        log_tail: false,
+    };
+    let pending = match function.sandbox.submit(invocation).await {
+        Ok(p) => p,
+        Err(e) => {
+            let status = aws::service_status(&e).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Ok(aws::refusal(status, &e).map(Body::new));
+        }
+    };
+    let reply = pending.await;
+    // The function's answer as it is (a process backend's keeps its status).
+    let answer = match reply.outcome {
+        Ok(r) => {
+            let mut a = http::Response::builder()
+                .status(r.status)
+                .body_or_500(InvokeBody::raw(r.body));
+            a.headers_mut().extend(r.headers);
+            a
+        }
+        Err(e) => aws::classic(aws::ok_with_tail(None), Err(e)).await,
+    };
+    let mut resp = answer.map(|inner| InvokeBody::WithResult(Box::new(inner), reply.result));
+    let h = resp.headers_mut();
+    h.insert(
+        header::TRAILER,
+        HeaderValue::from_static("rapid-invoke-result"),
+    );
+    for (name, value) in [
+        ("x-amzn-requestid", id.as_str()),
+        ("x-call-id", id.as_str()),
+        ("x-amz-executed-version", function.id.version.as_str()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.entry(name).or_insert(v);
+        }
+    }
+    Ok(resp.map(Body::new))
+}

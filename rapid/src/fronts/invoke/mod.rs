@@ -1,0 +1,252 @@
+//! The Invoke API (SPEC §4): `POST /2015-03-31/functions/{name}/invocations`
+//! and `POST /2021-11-15/functions/{name}/response-streaming-invocations`.
+//!
+//! Validates the request, submits it to the function's sandbox and turns the
+//! reply into the HTTP answer. Every failure of the function or the sandbox
+//! is `200` + `X-Amz-Function-Error: Unhandled` + a JSON body; what the
+//! sandbox refused is a service error.
+
+pub mod body;
+pub mod eventstream;
+mod request;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use fatalerror::ErrorType;
+use http::{header, HeaderValue, Method, StatusCode, Uri};
+use interop::RequestId;
+use runtime_api::ResponseBuilderExt;
+use tracing::Instrument;
+
+pub use request::{decode_client_context, InvocationType};
+
+use self::body::{EventStream, InvokeBody};
+use super::aws::{self, Answer};
+use super::Drain;
+use crate::sandbox::{
+    Body, Budget, FunctionTable, Invocation, InvokeError, LambdaContext, Reply, Resolved,
+};
+
+/// The two invoke endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `POST /2015-03-31/functions/{name}/invocations`.
+    Invocations,
+    /// `POST /2021-11-15/functions/{name}/response-streaming-invocations`.
+    ResponseStreaming,
+}
+
+/// The Invoke API's state.
+pub struct InvokeApi {
+    table: FunctionTable,
+    drain: Drain,
+}
+
+/// The Invoke API's refusals, rendered as its JSON errors.
+#[derive(Debug)]
+pub enum InvokeApiError {
+    /// No invoke route (404).
+    NoRoute(Method, String),
+    /// An invoke route with another method (405).
+    NotPost(Method),
+    /// A function that is not served here (404).
+    UnknownFunction(String),
+    /// A malformed request (400).
+    InvalidRequest(String),
+    /// The sandbox refused the invocation.
+    Sandbox(InvokeError),
+}
+
+impl IntoResponse for InvokeApiError {
+    fn into_response(self) -> Response {
+        let answer = match self {
+            InvokeApiError::NoRoute(m, p) => aws::error_json(
+                StatusCode::NOT_FOUND,
+                ErrorType::ResourceNotFoundException,
+                format!("No route for {m} {p}"),
+            ),
+            InvokeApiError::NotPost(m) => aws::error_json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorType::MethodNotAllowed,
+                format!("Method {m} is not allowed; invoke with POST"),
+            ),
+            InvokeApiError::UnknownFunction(arn) => aws::error_json(
+                StatusCode::NOT_FOUND,
+                ErrorType::ResourceNotFoundException,
+                format!("Function not found: {arn}"),
+            ),
+            InvokeApiError::InvalidRequest(m) => aws::error_json(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequestContentException,
+                m,
+            ),
+            InvokeApiError::Sandbox(e) => {
+                let status = aws::service_status(&e).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                aws::refusal(status, &e)
+            }
+        };
+        answer.map(Body::new)
+    }
+}
+
+/// The Invoke API router over the functions of `table`.
+pub fn router(table: FunctionTable, drain: Drain) -> Router {
+    let api = Arc::new(InvokeApi { table, drain });
+    Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(|s, p, r| invoke(s, p, r, Endpoint::Invocations)),
+        )
+        .route(
+            "/2021-11-15/functions/{name}/response-streaming-invocations",
+            post(|s, p, r| invoke(s, p, r, Endpoint::ResponseStreaming)),
+        )
+        .fallback(
+            |m: Method, u: Uri| async move { InvokeApiError::NoRoute(m, u.path().to_owned()) },
+        )
+        .method_not_allowed_fallback(|m: Method| async move { InvokeApiError::NotPost(m) })
+        .with_state(api)
+}
+
+async fn invoke(
+    State(api): State<Arc<InvokeApi>>,
+    Path(name): Path<String>,
+    req: Request,
+    endpoint: Endpoint,
+) -> Response {
+    if name.is_empty() {
+        return InvokeApiError::NoRoute(req.method().clone(), req.uri().path().to_owned())
+            .into_response();
+    }
+    let Some(function) = api.table.resolve(&name) else {
+        let arn = api
+            .table
+            .default_function()
+            .map_or_else(|| name.clone(), |f| f.id.arn_of(&name));
+        return InvokeApiError::UnknownFunction(arn).into_response();
+    };
+    let id = RequestId::generate();
+    let span = tracing::debug_span!("invoke", request_id = %id);
+    let mut answer = match api
+        .run(function, id.clone(), endpoint, req)
+        .instrument(span)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => e.into_response().map(InvokeBody::Http),
+    };
+    // Every answer to an invoke carries its ids, errors included.
+    aws::ensure_header(&mut answer, "x-amzn-requestid", id.as_str());
+    aws::ensure_header(&mut answer, "x-amz-executed-version", &function.id.version);
+    answer.map(Body::new)
+}
+
+impl InvokeApi {
+    async fn run(
+        &self,
+        function: &Resolved,
+        id: RequestId,
+        endpoint: Endpoint,
+        req: Request,
+    ) -> Result<Answer, InvokeApiError> {
+        if self.drain.is_closed() {
+            return Ok(aws::shutting_down());
+        }
+        let (mut parts, body) = req.into_parts();
+        let h = &parts.headers;
+        let kind = InvocationType::parse(request::header_str(h, "x-amz-invocation-type"))
+            .map_err(InvokeApiError::InvalidRequest)?;
+        let client_context = request::client_context(h)?;
+        let payload = request::read_payload(h, body).await?;
+        if kind == InvocationType::DryRun {
+            return Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body_or_500(InvokeBody::default()));
+        }
+        let log_tail = request::header_str(h, "x-amz-log-type")
+            .is_some_and(|v| v.eq_ignore_ascii_case("Tail"));
+        // The function sees the event as `POST /`, with the request's headers.
+        parts.uri = Uri::from_static("/");
+        let inv = Invocation {
+            call_id: id.to_string(),
+            id,
+            request: http::Request::from_parts(parts, Body::from(payload)),
+            context: LambdaContext {
+                client_context,
+                cognito_identity: None,
+            },
+            budget: Budget::Function,
+            log_tail,
+        };
+        let pending = function
+            .sandbox
+            .submit(inv)
+            .await
+            .map_err(InvokeApiError::Sandbox)?;
+        if kind == InvocationType::Event {
+            // Run it to its end; nobody waits for the answer.
+            tokio::spawn(async move { drain_reply(pending.await).await });
+            return Ok(Response::builder()
+                .status(StatusCode::ACCEPTED)
+                .body_or_500(InvokeBody::default()));
+        }
+        let reply = pending.await;
+        Ok(match endpoint {
+            Endpoint::Invocations => {
+                aws::classic(aws::ok_with_tail(reply.log_tail.as_ref()), reply.outcome).await
+            }
+            Endpoint::ResponseStreaming => event_stream(reply).await,
+        })
+    }
+}
+
+/// Read an unwanted answer to its end (an `Event` invoke's).
+async fn drain_reply(reply: Reply) {
+    use http_body_util::BodyExt;
+    if let Ok(r) = reply.outcome {
+        let _ = InvokeBody::raw(r.body).collect().await;
+    }
+}
+
+/// The response-streaming answer: AWS event-stream messages.
+async fn event_stream(reply: Reply) -> Answer {
+    let b = aws::ok_with_tail(reply.log_tail.as_ref())
+        .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream");
+    let outcome = match reply.outcome {
+        Ok(r) if !r.status.is_success() => Err(aws::answered(r).await),
+        other => other,
+    };
+    match outcome {
+        Ok(r) => {
+            let ct = r
+                .headers
+                .get(header::CONTENT_TYPE)
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            b.header("x-amzn-response-content-type", ct)
+                .body_or_500(InvokeBody::events(r.body))
+        }
+        Err(e) => match aws::service_status(&e) {
+            Some(status) => aws::refusal(status, &e),
+            None => {
+                let doc = e.to_lambda();
+                let fe = &doc.function_error;
+                tracing::debug!(error_type = %fe.error_type, "streaming invoke answered with an error");
+                let details = if fe.error_message.is_empty() {
+                    String::from_utf8_lossy(&doc.body()).into_owned()
+                } else {
+                    fe.error_message.clone()
+                };
+                b.header("x-amz-function-error", "Unhandled")
+                    .body_or_500(InvokeBody::EventStream(EventStream::failed(
+                        fe.error_type.as_str(),
+                        &details,
+                    )))
+            }
+        },
+    }
+}

@@ -1,0 +1,160 @@
+//! Invoke: dispatch to the runtime (and INVOKE to extensions), close the
+//! invoke when everyone waits for work again, or fail it and reset.
+
+use std::time::Duration;
+
+use interop::{
+    FunctionError, Invoke, InvokeFailure, InvokeResult, InvokeSuccess, RequestId, ShutdownReason,
+};
+use runtime_api::InvokeOutcome;
+use tokio::sync::oneshot;
+
+use super::phase::Running;
+use super::{sandbox_failure, Engine, InvokeRequest, Phase};
+use crate::output::Report;
+
+impl Engine {
+    pub(super) fn on_invoke(&mut self, req: InvokeRequest) {
+        match &self.phase {
+            Phase::Ready => {
+                let init = self.pending_init_duration.take();
+                self.dispatch(req, init);
+            }
+            Phase::InitFailed => {
+                tracing::info!(request_id = %req.id, "suppressed init for this invoke");
+                self.start_init(Some(req));
+            }
+            _ => {
+                // Not reachable: invokes are only taken in the two phases above.
+                let _ = req.reply.send(InvokeOutcome::failure(sandbox_failure(
+                    "The sandbox was not ready",
+                )));
+            }
+        }
+    }
+
+    pub(super) fn dispatch(&mut self, req: InvokeRequest, init_duration: Option<Duration>) {
+        self.emit_start(&req.id, req.trace_id.as_deref());
+        let invoke = Invoke {
+            id: req.id.clone(),
+            trace_id: req.trace_id,
+            client_context: req.client_context,
+            cognito_identity: req.cognito_identity,
+            invoked_function_arn: self.cfg.function.arn_of(&self.init.function_name),
+            content_type: req.content_type,
+            payload_size: req.payload.len(),
+            timeout_ms: req
+                .timeout
+                .map_or(self.init.invoke_timeout_ms, |t| t.as_millis() as u64),
+        };
+        if req.tail.is_some() {
+            self.out.capture_start();
+        }
+        self.out.start_line(&req.id, &self.init.function_version);
+        let started = std::time::Instant::now();
+        match self.runtime.dispatch(invoke, req.payload, req.reply) {
+            Ok(()) => {
+                tracing::debug!(request_id = %req.id, "invoke dispatched");
+                self.phase = Phase::Invoking(Running {
+                    id: req.id,
+                    started,
+                    deadline: started + req.timeout.unwrap_or_else(|| self.invoke_timeout()),
+                    timeout: req.timeout.unwrap_or_else(|| self.invoke_timeout()),
+                    tail: req.tail,
+                    init_duration,
+                    produced_bytes: 0,
+                    response: None,
+                    runtime_ready: false,
+                    function_error: None,
+                    result: req.result,
+                    _admission: req.admission,
+                });
+            }
+            Err((e, reply)) => {
+                tracing::error!(request_id = %req.id, error = %e, "dispatch refused");
+                let _ = reply.send(InvokeOutcome::failure(sandbox_failure(e.to_string())));
+                self.finish_lines(&req.id, started.elapsed(), init_duration, req.tail);
+                self.phase = Phase::Ready;
+            }
+        }
+    }
+
+    /// The runtime called `/next` and every INVOKE extension `/event/next`.
+    pub(super) fn invoke_complete(&mut self) {
+        let Phase::Invoking(run) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        let peak_mb = self.peak_mb();
+        let success = InvokeSuccess {
+            id: run.id.clone(),
+            function_error: run.function_error.clone(),
+            metrics: run.metrics(peak_mb),
+        };
+        tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
+            produced_bytes = success.metrics.produced_bytes, "invoke complete");
+        self.emit_invoke_done(&run, None, peak_mb);
+        self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        self.record_invoke(InvokeResult::InvokeSuccess(success), run.result);
+        self.sealed_invoke_done = self.cfg.one_shot.is_some();
+    }
+
+    /// END and REPORT, then the log tail (which must include them).
+    pub(super) fn finish_lines(
+        &self,
+        id: &RequestId,
+        duration: Duration,
+        init_duration: Option<Duration>,
+        tail: Option<oneshot::Sender<Vec<u8>>>,
+    ) {
+        self.out.end_line(id);
+        self.out.report_line(Report {
+            id: id.clone(),
+            duration,
+            init_duration,
+            memory_size_mb: self.init.memory_size_mb,
+            runtime_pid: self.proc.as_ref().map(|p| p.pid),
+        });
+        if let Some(tail) = tail {
+            self.out.capture_take(tail);
+        }
+    }
+
+    /// The invoke failed in a way that needs a reset: answer the invoker (if it
+    /// still waits), report, reset, and start a fresh init at once.
+    pub(super) async fn fail_invoke(&mut self, error: FunctionError, reason: ShutdownReason) {
+        if self.fail_invoke_without_reinit(error, reason).await && self.cfg.one_shot.is_none() {
+            self.start_init(None);
+        }
+    }
+
+    /// Answer, report and reset; returns whether there was an invoke to fail.
+    /// One-shot mode leaves the next sandbox to the one-shot step.
+    pub(super) async fn fail_invoke_without_reinit(
+        &mut self,
+        error: FunctionError,
+        reason: ShutdownReason,
+    ) -> bool {
+        let Phase::Invoking(run) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
+            return false;
+        };
+        let peak_mb = self.peak_mb();
+        let failure = InvokeFailure {
+            id: run.id.clone(),
+            error: error.clone(),
+            metrics: run.metrics(peak_mb),
+            reset: true,
+        };
+        tracing::warn!(request_id = %failure.id, error_type = %failure.error.error_type,
+            "invoke failed: {}", failure.error.error_message);
+        self.emit_invoke_done(&run, Some(&error.error_type), peak_mb);
+        self.runtime.fail_current(error);
+        self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        self.record_invoke(InvokeResult::InvokeFailure(failure), run.result);
+        self.reset(reason).await;
+        if self.cfg.one_shot.is_some() {
+            // The one-shot step starts the next sandbox (or stops rapid).
+            self.sealed_invoke_done = true;
+        }
+        true
+    }
+}

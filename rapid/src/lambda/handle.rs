@@ -1,0 +1,264 @@
+//! The Lambda sandbox as every front sees it: invocations go on the engine's
+//! queue (bounded by `--max-queue`), commands on its command channel.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use interop::{RequestId, MAX_PAYLOAD};
+use runtime_api::{InvokeOutcome, ResponseBody};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::engine::{Command as EngineCommand, InvokeRequest};
+use crate::sandbox::{
+    Admissions, Body, BoxFuture, Budget, Command, CommandReply, ControlError, Health, Invocation,
+    InvokeError, Pending, Reply, ReplyBody, Response, Sandbox, SandboxState, Stats, Unavailable,
+};
+
+/// A handle to one Lambda sandbox (cheap to share behind an `Arc`).
+pub struct LambdaSandbox {
+    queue: mpsc::Sender<InvokeRequest>,
+    commands: mpsc::Sender<EngineCommand>,
+    admissions: Admissions,
+    max_queue: usize,
+    health: watch::Receiver<Health>,
+    stats: Arc<Stats>,
+    finished: watch::Receiver<bool>,
+}
+
+impl LambdaSandbox {
+    pub(super) fn new(
+        queue: mpsc::Sender<InvokeRequest>,
+        commands: mpsc::Sender<EngineCommand>,
+        admissions: Admissions,
+        max_queue: usize,
+        health: watch::Receiver<Health>,
+        stats: Arc<Stats>,
+        finished: watch::Receiver<bool>,
+    ) -> Self {
+        LambdaSandbox {
+            queue,
+            commands,
+            admissions,
+            max_queue,
+            health,
+            stats,
+            finished,
+        }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> EngineCommand) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    async fn admit(&self, inv: Invocation) -> Result<Pending, InvokeError> {
+        if self.queue.is_closed() {
+            return Err(InvokeError::Unavailable(Unavailable::ShuttingDown));
+        }
+        let Invocation {
+            id,
+            request,
+            context,
+            budget,
+            log_tail,
+            ..
+        } = inv;
+        let (parts, body) = request.into_parts();
+        let payload = read_event(body).await?;
+        let header = |name: header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let admission =
+            self.admissions
+                .try_admit(self.max_queue + 1)
+                .ok_or(InvokeError::QueueFull {
+                    waiting: self.max_queue,
+                })?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let (result_tx, result_rx) = oneshot::channel();
+        let (tail_tx, tail_rx) = if log_tail {
+            let (t, r) = oneshot::channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        let request = InvokeRequest {
+            id: id.clone(),
+            payload,
+            content_type: header(header::CONTENT_TYPE).unwrap_or_else(|| "application/json".into()),
+            trace_id: header(header::HeaderName::from_static("x-amzn-trace-id")),
+            client_context: context.client_context,
+            cognito_identity: context.cognito_identity,
+            reply: reply_tx,
+            tail: tail_tx,
+            result: Some(result_tx),
+            admission: Some(admission),
+            timeout: match budget {
+                Budget::Platform(d) => Some(d),
+                // A client cannot shorten a Lambda invoke: a timeout resets the sandbox.
+                Budget::Function | Budget::Client(_) => None,
+            },
+        };
+        match self.queue.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(InvokeError::QueueFull {
+                    waiting: self.max_queue,
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(InvokeError::Unavailable(Unavailable::ShuttingDown))
+            }
+        }
+        Ok(Box::pin(answer(id, reply_rx, tail_rx, result_rx)))
+    }
+}
+
+/// The event: the request body, at most `MAX_PAYLOAD` bytes.
+async fn read_event(mut body: Body) -> Result<Bytes, InvokeError> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| InvokeError::BadRequest(format!("cannot read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_PAYLOAD {
+                return Err(InvokeError::TooLarge {
+                    limit: MAX_PAYLOAD,
+                    size: None,
+                });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Wait for the runtime's answer (and the log tail, which follows END and
+/// REPORT), and turn it into a reply.
+async fn answer(
+    id: RequestId,
+    reply: oneshot::Receiver<InvokeOutcome>,
+    tail: Option<oneshot::Receiver<Vec<u8>>>,
+    result: oneshot::Receiver<interop::InvokeResult>,
+) -> Reply {
+    let Ok(outcome) = reply.await else {
+        // The engine dropped the invoke: it shut down before answering.
+        tracing::debug!(request_id = %id, "invoke dropped at shutdown");
+        return Reply::new(Err(InvokeError::Unavailable(
+            Unavailable::ShutDownDuringInvoke,
+        )));
+    };
+    let streaming = matches!(
+        &outcome,
+        InvokeOutcome::Response(r) if matches!(r.body, ResponseBody::Streaming(_))
+    );
+    let log_tail = match (tail, streaming) {
+        (Some(rx), false) => rx.await.ok().map(Bytes::from),
+        _ => None,
+    };
+    let outcome = match outcome {
+        InvokeOutcome::Response(r) => {
+            let mut headers = HeaderMap::new();
+            let ct = r
+                .content_type
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+                .unwrap_or(HeaderValue::from_static("application/json"));
+            headers.insert(header::CONTENT_TYPE, ct);
+            let body = match r.body {
+                ResponseBody::Buffered(b) => ReplyBody::Full(b),
+                ResponseBody::Streaming(rx) => ReplyBody::Chunks(rx),
+            };
+            Ok(Response {
+                status: StatusCode::OK,
+                headers,
+                body,
+            })
+        }
+        InvokeOutcome::Error(e)
+            if e.function_error.error_type == fatalerror::ErrorType::SandboxTimedout =>
+        {
+            Err(InvokeError::TimedOut(e.function_error))
+        }
+        InvokeOutcome::Error(e) => Err(InvokeError::Function(e)),
+    };
+    Reply {
+        outcome,
+        log_tail,
+        result: Some(result),
+    }
+}
+
+impl Sandbox for LambdaSandbox {
+    fn submit(&self, inv: Invocation) -> BoxFuture<'_, Result<Pending, InvokeError>> {
+        Box::pin(self.admit(inv))
+    }
+
+    fn accepting(&self) -> Result<(), Unavailable> {
+        if self.queue.is_closed() {
+            return Err(Unavailable::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    fn control(&self, cmd: Command) -> BoxFuture<'_, Result<CommandReply, ControlError>> {
+        Box::pin(async move {
+            let answer = match cmd {
+                Command::Init(init) => self
+                    .ask(|reply| EngineCommand::Init { init, reply })
+                    .await
+                    .map(|r| r.map(CommandReply::Init)),
+                Command::Reset(reset) => self
+                    .ask(|reply| EngineCommand::Reset { reset, reply })
+                    .await
+                    .map(|r| r.map(CommandReply::Reset)),
+                Command::Shutdown { reason, exit } => self
+                    .ask(|done| EngineCommand::Shutdown { reason, exit, done })
+                    .await
+                    .map(|r| r.map(CommandReply::Shutdown)),
+                Command::Restore => self
+                    .ask(|reply| EngineCommand::Restore { reply })
+                    .await
+                    .map(|r| r.map(CommandReply::Restore)),
+            };
+            answer.unwrap_or(Err(ControlError::Unavailable))
+        })
+    }
+
+    fn health(&self) -> watch::Receiver<Health> {
+        self.health.clone()
+    }
+
+    fn state(&self) -> BoxFuture<'_, SandboxState> {
+        Box::pin(async move {
+            match self.ask(|reply| EngineCommand::State { reply }).await {
+                Some(s) => s,
+                None => SandboxState {
+                    mode: "lambda",
+                    phase: "Stopped",
+                    health: "Unhealthy",
+                    why: Some("the sandbox is shut down".into()),
+                    ..SandboxState::default()
+                },
+            }
+        })
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn finished(&self) -> BoxFuture<'static, ()> {
+        let mut rx = self.finished.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|done| *done).await;
+        })
+    }
+}

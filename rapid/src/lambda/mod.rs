@@ -1,0 +1,82 @@
+//! The Lambda backend: one execution environment — a custom runtime and its
+//! extensions behind the Runtime API — owned by one engine task.
+//!
+//! * `config.rs` — what it needs (identity, budgets, files, policies).
+//! * `engine/` — the lifecycle: Init → Invoke* → Reset → … → Shutdown, Restore.
+//! * `handle.rs` — the [`Sandbox`](crate::sandbox::Sandbox) every front speaks.
+
+pub mod config;
+mod engine;
+mod handle;
+
+use std::sync::Arc;
+
+use runtime_api::{ApiConfig, Rendezvous, RuntimeApi, RuntimeHandle};
+use tokio::sync::{mpsc, watch};
+
+pub use config::{Bootstrap, InitCaching, LambdaConfig, Lifecycle};
+pub use engine::Deps;
+pub use handle::LambdaSandbox;
+
+use crate::net::{bind, BindError};
+use crate::sandbox::{Admissions, Health, Stats};
+
+/// Start a Lambda sandbox: bind and serve its Runtime API, then start its
+/// engine (which initialises at once, or waits for a platform's Init).
+pub async fn start(cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, BindError> {
+    let listener = bind(cfg.runtime_api_address, "Runtime API").await?;
+    let (rendezvous, events) = Rendezvous::new();
+    let api = RuntimeApi::new(
+        rendezvous.clone(),
+        ApiConfig {
+            stream_cap_bytes: cfg.stream_cap_bytes,
+            stream_shaping: cfg.stream_shaping,
+            account_id: cfg.function.account.clone(),
+            init_caching: cfg.init_caching.is_some(),
+            credentials: cfg
+                .init_caching
+                .as_ref()
+                .and_then(|c| c.credentials.clone()),
+        },
+    )
+    .with_telemetry(deps.hub.clone());
+    tokio::spawn(runtime_api::server::serve_tagged(
+        listener,
+        "runtime",
+        runtime_api::router(api),
+    ));
+    // The admission count enforces --max-queue; the channel only needs room
+    // for everything admitted (one running + the queue).
+    let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue + 1);
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let (health_tx, health_rx) = watch::channel(Health::Starting);
+    let stats = Arc::new(Stats::default());
+    let max_queue = cfg.max_queue;
+    let engine = engine::Engine::new(
+        Arc::new(cfg),
+        RuntimeHandle::new(rendezvous),
+        engine::Inputs {
+            events,
+            invokes: queue_rx,
+            commands: cmd_rx,
+        },
+        deps,
+        health_tx,
+        stats.clone(),
+    );
+    let (finished_tx, finished_rx) = watch::channel(false);
+    let task = engine::spawn(engine);
+    tokio::spawn(async move {
+        let _ = task.await;
+        let _ = finished_tx.send(true);
+    });
+    Ok(LambdaSandbox::new(
+        queue_tx,
+        cmd_tx,
+        Admissions::default(),
+        max_queue,
+        health_rx,
+        stats,
+        finished_rx,
+    ))
+}
