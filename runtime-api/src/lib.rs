@@ -12,9 +12,11 @@ pub mod gauge;
 mod handlers;
 mod outcome;
 mod rendezvous;
+mod restore_calls;
 mod router;
 pub mod server;
 pub mod state;
+mod stream_response;
 pub mod subscription;
 
 pub use api::{ApiConfig, Credentials, RuntimeApi};

@@ -11,7 +11,7 @@ use crate::api::RuntimeApi;
 use crate::error::ApiError;
 use crate::rendezvous::ExtensionErrorKind;
 use crate::subscription::SubscriptionApi;
-use crate::{extension_handlers as ext, handlers as rt};
+use crate::{extension_handlers as ext, handlers as rt, restore_calls as restore};
 
 /// The router serving `api` (give it to [`crate::server::serve_with`]).
 pub fn router(api: RuntimeApi) -> Router {
@@ -26,9 +26,15 @@ pub fn router(api: RuntimeApi) -> Router {
             post(rt::invocation_error),
         )
         .route("/2018-06-01/runtime/init/error", post(rt::init_error))
-        .route("/2018-06-01/runtime/restore/next", get(rt::restore_next))
-        .route("/2018-06-01/runtime/restore/error", post(rt::restore_error))
-        .route("/2021-04-23/credentials", get(rt::credentials))
+        .route(
+            "/2018-06-01/runtime/restore/next",
+            get(restore::restore_next),
+        )
+        .route(
+            "/2018-06-01/runtime/restore/error",
+            post(restore::restore_error),
+        )
+        .route("/2021-04-23/credentials", get(restore::credentials))
         .route("/2020-01-01/extension/register", post(ext::register))
         .route("/2020-01-01/extension/event/next", get(ext::next))
         .route(

@@ -371,3 +371,57 @@ fn control_invoke_with_its_own_id_and_deadline() {
         400
     );
 }
+
+#[test]
+fn init_parameters_reach_the_runtime_and_the_report_lines() {
+    // One source of truth: an Init's memory size, version and handler are
+    // what the runtime gets, what START and REPORT say, and what the typed
+    // result measures.
+    let r = Rapid::builder().bootstrap(FX).control().start();
+    let init = r.control(
+        "POST",
+        "/v1/init",
+        r#"{"memorySizeMb":512,"handler":"h.custom","functionVersion":"7"}"#,
+    );
+    assert_eq!(init.status, 200, "{}", init.text());
+    let addr = r.control.unwrap();
+    let inv = request(
+        addr,
+        "POST",
+        "/v1/invoke",
+        &[("TE", "trailers")],
+        br#"{"payload":{"context":true}}"#,
+    );
+    assert_eq!(inv.status, 200, "{}", inv.text());
+    let v = inv.json();
+    assert_eq!(v["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "512", "{v}");
+    assert_eq!(v["env"]["_HANDLER"], "h.custom", "{v}");
+    assert_eq!(v["env"]["AWS_LAMBDA_FUNCTION_VERSION"], "7", "{v}");
+    let id = inv.header("x-amzn-requestid").unwrap().to_owned();
+    assert!(
+        r.wait_stdout(&format!("REPORT RequestId: {id}"), Duration::from_secs(5)),
+        "{}",
+        r.stdout()
+    );
+    let out = r.stdout();
+    assert!(
+        out.contains(&format!("START RequestId: {id} Version: 7")),
+        "{out}"
+    );
+    let report = out
+        .lines()
+        .find(|l| l.starts_with(&format!("REPORT RequestId: {id}")))
+        .unwrap();
+    assert!(report.contains("Memory Size: 512 MB"), "{report}");
+    // The typed result's metrics are measured, not zeros.
+    let (_, trailer) = inv
+        .trailers
+        .iter()
+        .find(|(k, _)| k == "rapid-invoke-result")
+        .expect("result trailer");
+    let result: serde_json::Value = serde_json::from_str(trailer).unwrap();
+    let m = &result["InvokeSuccess"]["metrics"];
+    assert!(m["responseDurationMs"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["maxMemoryUsedMb"].as_u64().unwrap() > 0, "{m}");
+    assert_eq!(m["responseMode"], "Buffered", "{m}");
+}

@@ -1095,3 +1095,86 @@ fn the_watchdog_front_over_lambda_is_unready_until_init_completes() {
     assert_eq!(get(front, "/_/health").status, 200);
     drop(r);
 }
+
+#[test]
+fn a_full_queue_is_the_same_refusal_on_every_front() {
+    // One sandbox, one queue bound: the Invoke API and the watchdog front
+    // refuse the same way, each in its own format.
+    let front = free_port();
+    let r = Rapid::builder()
+        .arg("--watchdog-address")
+        .arg(format!("127.0.0.1:{front}"))
+        .arg("--metrics-port")
+        .arg(free_port().to_string())
+        .arg("--max-queue")
+        .arg("1")
+        .bootstrap(bin("fx-lambda"))
+        .start();
+    let front: SocketAddr = format!("127.0.0.1:{front}").parse().expect("addr");
+    assert!(eventually(Duration::from_secs(10), || {
+        TcpStream::connect(front).is_ok() && get(front, "/_/health").status == 200
+    }));
+    let invoke = r.invoke;
+    // One runs, one waits: the queue is full.
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                request(
+                    invoke,
+                    "POST",
+                    "/2015-03-31/functions/function/invocations",
+                    &[],
+                    br#"{"sleep_ms":1500}"#,
+                )
+            })
+        })
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(5), || r
+            .stdout()
+            .contains("START RequestId")),
+        "{}",
+        r.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let lambda = r.invoke(br#"{"x":1}"#);
+    assert_eq!(lambda.status, 429, "{}", lambda.text());
+    assert_eq!(lambda.error_type(), "TooManyRequestsException");
+    let watchdog = post(front, "/", br#"{"x":1}"#);
+    assert_eq!(watchdog.status, 429, "{}", watchdog.text());
+    assert_eq!(watchdog.text().trim_end(), lambda.error_message());
+    for t in busy {
+        assert_eq!(t.join().expect("thread").status, 200);
+    }
+}
+
+#[test]
+fn a_function_answering_429_is_its_failure_not_a_throttle() {
+    // The Invoke API over http mode: the upstream's own 429 and 503 are the
+    // function's answers (Function.Unknown), never read back as rapid's
+    // throttling or unavailability.
+    for code in [429, 503] {
+        let port = free_port();
+        let invoke: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let r = Rapid::builder()
+            .watchdog("http")
+            .arg("--suppress-lock")
+            .arg("--runtime-interface-emulator-address")
+            .arg(invoke.to_string())
+            .arg("--upstream-url")
+            .arg(format!("http://127.0.0.1:{port}/status/{code}"))
+            .bootstrap(bin("fx-upstream"))
+            .arg_after(port.to_string())
+            .start();
+        wait_healthy(&r);
+        let resp = post(invoke, "/2015-03-31/functions/function/invocations", b"{}");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.header("x-amz-function-error"), Some("Unhandled"));
+        assert_eq!(resp.error_type(), "Function.Unknown", "{}", resp.text());
+        assert!(
+            resp.error_message().contains(&format!("{code}")),
+            "{}",
+            resp.text()
+        );
+    }
+}

@@ -406,3 +406,231 @@ fn credentials_from_env() -> Option<runtime_api::Credentials> {
         authorization_token: interop::RequestId::generate().to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::Parser;
+
+    fn load(args: &[&str]) -> Result<Config, ConfigError> {
+        let a = Args::try_parse_from(std::iter::once("rapid").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?} should parse: {e}"));
+        Config::load(a)
+    }
+
+    /// The clap error `args` are refused with.
+    fn refused(args: &[&str]) -> clap::Error {
+        match Args::try_parse_from(std::iter::once("rapid").chain(args.iter().copied())) {
+            Ok(_) => panic!("{args:?} should be refused"),
+            Err(e) => e,
+        }
+    }
+
+    fn lambda(c: &Config) -> &LambdaConfig {
+        match &c.backend {
+            BackendConfig::Lambda(l) => l,
+            BackendConfig::Process(_) => panic!("not lambda mode"),
+        }
+    }
+
+    fn process(c: &Config) -> &ProcessConfig {
+        match &c.backend {
+            BackendConfig::Process(p) => p,
+            BackendConfig::Lambda(_) => panic!("not a watchdog mode"),
+        }
+    }
+
+    #[test]
+    fn handler_defaults_to_last_positional() {
+        let h = |a: &[&str]| lambda(&load(a).unwrap()).handler.clone();
+        assert_eq!(
+            h(&["/bin/sh", "-c", "x", "my.handler"]).as_deref(),
+            Some("my.handler")
+        );
+        assert_eq!(h(&["/bin/sh"]), None);
+        assert_eq!(h(&["--handler", "h", "/bin/sh", "x"]).as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn bootstrap_resolution() {
+        assert!(matches!(
+            resolve_bootstrap(&["sh".into()], &[]),
+            Bootstrap::Command { .. }
+        ));
+        assert!(matches!(
+            resolve_bootstrap(&["/nonexistent/boot".into()], &[]),
+            Bootstrap::Missing(_)
+        ));
+        assert!(matches!(
+            resolve_bootstrap(&[], &["/nonexistent/a", "/bin/sh"]),
+            Bootstrap::Command { program, .. } if program == Path::new("/bin/sh")
+        ));
+        assert!(matches!(
+            resolve_bootstrap(&[], &["/nonexistent/a"]),
+            Bootstrap::Missing(_)
+        ));
+    }
+
+    #[test]
+    fn bootstrap_arguments_may_start_with_a_dash_but_options_may_not() {
+        let a = Args::try_parse_from(["rapid", "/bin/sh", "-c", "echo hi", "--x"]).unwrap();
+        assert_eq!(a.command, vec!["/bin/sh", "-c", "echo hi", "--x"]);
+        assert_eq!(
+            refused(&["--no-such-option"]).kind(),
+            ErrorKind::UnknownArgument
+        );
+    }
+
+    #[test]
+    fn values_are_typed_at_the_command_line() {
+        let a = Args::try_parse_from(["rapid", "--init", "--log-format", "json"]).unwrap();
+        assert!(a.init);
+        assert_eq!(a.log_format, LogFormat::Json);
+        assert_eq!(a.log_level, LogLevel::Info);
+        let e = refused(&["--log-level", "loud"]);
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        assert!(e.to_string().contains("loud"), "{e}");
+        let e = refused(&["--timeout", "soon"]);
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("'soon'"), "{e}");
+        assert_eq!(
+            refused(&["--max-queue", "0"]).kind(),
+            ErrorKind::ValueValidation
+        );
+    }
+
+    #[test]
+    fn one_shot_flag() {
+        let c = |a: &[&str]| lambda(&load(a).unwrap()).one_shot;
+        assert_eq!(c(&[]), None);
+        assert_eq!(c(&["--one-shot"]), Some(OneShot::Recycle));
+        assert_eq!(c(&["--one-shot=exit"]), Some(OneShot::Exit));
+        assert_eq!(
+            refused(&["--one-shot=bogus"]).kind(),
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn control_token_rules() {
+        let addr: SocketAddr = "0.0.0.0:7000".parse().unwrap();
+        assert_eq!(
+            load(&["--control-api-address", "0.0.0.0:7000"]).unwrap_err(),
+            ConfigError::ControlTokenRequired(addr)
+        );
+        let c = load(&["--control-api-address", "127.0.0.1:7000"]).unwrap();
+        assert_eq!(lambda(&c).lifecycle, Lifecycle::PlatformDriven);
+        assert!(matches!(
+            load(&["--control-token-file", "/nonexistent/token"]).unwrap_err(),
+            ConfigError::ControlToken { path, .. } if path == Path::new("/nonexistent/token")
+        ));
+        assert_eq!(lambda(&load(&[]).unwrap()).lifecycle, Lifecycle::Eager);
+    }
+
+    #[test]
+    fn arn() {
+        let c = load(&["--function-name", "f"]).unwrap();
+        assert_eq!(
+            c.function.arn(),
+            "arn:aws:lambda:us-east-1:012345678912:function:f"
+        );
+    }
+
+    #[test]
+    fn watchdog_modes_need_their_inputs() {
+        assert_eq!(
+            load(&["--mode", "streaming"]).unwrap_err(),
+            ConfigError::NoProcess("streaming")
+        );
+        assert_eq!(
+            load(&["--mode", "http", "--fprocess", "sh"]).unwrap_err(),
+            ConfigError::NoUpstream
+        );
+        assert_eq!(
+            load(&["--mode", "static"]).unwrap_err(),
+            ConfigError::NoStaticPath
+        );
+        assert_eq!(
+            load(&["--mode", "static", "--static-path", "/nonexistent/x"]).unwrap_err(),
+            ConfigError::BadStaticPath("/nonexistent/x".into())
+        );
+        assert_eq!(
+            load(&["--mode", "streaming", "--fprocess", "/nonexistent/fn"]).unwrap_err(),
+            ConfigError::NotExecutable("/nonexistent/fn".into())
+        );
+        let c = load(&["--mode", "streaming", "--fprocess", "/bin/sh  -c"]).unwrap();
+        assert!(matches!(
+            &process(&c).kind,
+            ProcessKind::Fork { program, style: Style::Streaming, .. }
+                if program.path == Path::new("/bin/sh") && program.args == ["-c"]
+        ));
+        let c = load(&["--mode", "streaming", "--fprocess", "x", "/bin/cat", "-"]).unwrap();
+        assert!(
+            matches!(&process(&c).kind, ProcessKind::Fork { program, .. } if program.path == Path::new("/bin/cat")),
+            "the positional command wins"
+        );
+    }
+
+    #[test]
+    fn watchdog_durations_and_limits() {
+        let wd = ["--mode", "streaming", "--fprocess", "/bin/cat"];
+        let with = |extra: &[&str]| load(&[&wd[..], extra].concat()).unwrap();
+        assert_eq!(process(&with(&["--exec-timeout", "0"])).exec_timeout, None);
+        let c = with(&["--exec-timeout", "1500ms"]);
+        assert_eq!(process(&c).exec_timeout, Some(Duration::from_millis(1500)));
+        let front = c.fronts.openfaas.as_ref().unwrap();
+        assert_eq!(
+            front.config.drain_delay,
+            Duration::from_secs(10),
+            "defaults to write_timeout"
+        );
+        assert_eq!(c.fronts.metrics.map(|a| a.port()), Some(8081));
+        assert_eq!(c.fronts.invoke, None, "the Invoke API only when given");
+        let e = refused(&["--exec-timeout", "soon"]);
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("exec-timeout"), "{e}");
+        assert_eq!(
+            refused(&["--max-inflight", "-1"]).kind(),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            refused(&["--max-inflight", "many"]).kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            load(&[&wd[..], &["--port", "9000", "--metrics-port", "9000"]].concat()).unwrap_err(),
+            ConfigError::MetricsPortClash(9000)
+        );
+        let e = refused(&["--upstream-url", "https://x:1"]);
+        assert!(e.to_string().contains("only http://"), "{e}");
+        let c = load(&[
+            "--upstream-url",
+            "127.0.0.1:3000",
+            "--mode",
+            "http",
+            "--fprocess",
+            "/bin/sh",
+        ])
+        .unwrap();
+        assert!(matches!(
+            &process(&c).kind,
+            ProcessKind::Http { upstream, .. } if *upstream == "http://127.0.0.1:3000/"
+        ));
+    }
+
+    #[test]
+    fn lambda_mode_fronts() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.fronts.invoke, Some("0.0.0.0:8080".parse().unwrap()));
+        assert!(c.fronts.openfaas.is_none() && c.fronts.metrics.is_none());
+        let c = load(&["--watchdog-address", "127.0.0.1:9100"]).unwrap();
+        let f = c.fronts.openfaas.as_ref().unwrap();
+        assert_eq!(f.address, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(
+            f.config.lock_file, None,
+            "no lock file over a Lambda runtime"
+        );
+        assert_eq!(c.fronts.metrics, Some("127.0.0.1:8081".parse().unwrap()));
+    }
+}

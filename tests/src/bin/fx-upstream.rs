@@ -67,7 +67,7 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
         return Ok(r);
     }
     if let Some(code) = path.strip_prefix("/status/") {
-        let code = code.parse().unwrap_or(500);
+        let code = code.trim_end_matches('/').parse().unwrap_or(500);
         let mut r = Response::new(full(format!("status {code}")));
         *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Ok(r);
