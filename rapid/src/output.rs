@@ -88,11 +88,16 @@ const TELEMETRY_LINE_BYTES: usize = 256 * 1024;
 impl Output {
     /// Start the writer thread; lines also go to `telemetry` subscribers.
     pub fn start(telemetry: Arc<Hub>) -> io::Result<Output> {
+        Output::start_to(telemetry, Box::new(io::stdout()))
+    }
+
+    /// Like [`Output::start`], writing to `sink` instead of stdout.
+    pub fn start_to(telemetry: Arc<Hub>, sink: Box<dyn Write + Send>) -> io::Result<Output> {
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
         std::thread::Builder::new()
             .name("rapid-stdout".into())
-            .spawn(move || Writer::default().run(&s))?;
+            .spawn(move || Writer::default().run(&s, sink))?;
         Ok(Output { shared, telemetry })
     }
 
@@ -294,9 +299,8 @@ pub fn report_text(r: &Report, peak_kib: u64) -> String {
 }
 
 impl Writer {
-    fn run(mut self, shared: &Shared) {
-        let stdout = io::stdout();
-        let mut w = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    fn run(mut self, shared: &Shared, sink: Box<dyn Write + Send>) {
+        let mut w = io::BufWriter::with_capacity(64 * 1024, sink);
         let mut batch = Vec::new();
         loop {
             {

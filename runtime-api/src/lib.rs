@@ -27,7 +27,7 @@ pub use outcome::{
 };
 pub use rendezvous::{
     reset_error, DispatchError, Dispatched, ExtensionErrorKind, ExtensionEvent, ExtensionInfo,
-    ExtensionNext, FunctionInfo, Rendezvous, RuntimeEvent, RuntimeHandle,
+    ExtensionNext, FunctionInfo, NextCall, Rendezvous, ResponseTicket, RuntimeEvent, RuntimeHandle,
 };
 pub use router::router;
 

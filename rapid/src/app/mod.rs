@@ -154,7 +154,11 @@ pub(crate) async fn run_with(cfg: Config, handler: Option<Arc<dyn Handler>>) -> 
     let started = tokio::time::Instant::now();
     let sandbox: Arc<dyn Sandbox> = match backend {
         BackendConfig::Lambda(l) => {
-            let deps = crate::lambda::Deps { reaper, out, hub };
+            let deps = crate::lambda::Deps {
+                procs: reaper,
+                out,
+                hub,
+            };
             match crate::lambda::start(*l, deps).await {
                 Ok(s) => Arc::new(s),
                 Err(e) => return bind_failed(&e),

@@ -87,7 +87,7 @@ impl Engine {
                 args: Vec::new(),
                 env: extension_env.clone(),
             };
-            match self.reaper.spawn(&spec, self.exits_tx.clone()) {
+            match self.procs.spawn(&spec, self.exits_tx.clone()) {
                 Ok(spawned) => {
                     tracing::info!(pid = spawned.pid, extension = %name, "extension started");
                     self.out
@@ -153,7 +153,7 @@ impl Engine {
                 env,
             },
         };
-        match self.reaper.spawn(&spec, self.exits_tx.clone()) {
+        match self.procs.spawn(&spec, self.exits_tx.clone()) {
             Ok(spawned) => {
                 tracing::debug!(pid = spawned.pid, program = %spec.program.display(), "runtime started");
                 self.out.forward(spawned.stdout, "stdout", Source::Runtime);

@@ -19,6 +19,8 @@ mod phase;
 mod restore;
 mod teardown;
 mod telemetry;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +38,7 @@ use tracing::Instrument;
 use super::config::{LambdaConfig, Lifecycle};
 use crate::output::Output;
 use crate::sandbox::{Admission, ControlError, Health, OneShot, SandboxState, Stats};
-use crate::supervisor::{kill_group, ChildExit, Reaper};
+use crate::supervisor::{ChildExit, ProcessControl};
 
 pub use phase::Phase;
 
@@ -122,7 +124,7 @@ pub struct Engine {
     events: mpsc::UnboundedReceiver<RuntimeEvent>,
     invokes: mpsc::Receiver<InvokeRequest>,
     commands: mpsc::Receiver<Command>,
-    reaper: Arc<Reaper>,
+    procs: Arc<dyn ProcessControl>,
     exits_tx: mpsc::UnboundedSender<ChildExit>,
     exits: mpsc::UnboundedReceiver<ChildExit>,
     out: Output,
@@ -158,8 +160,8 @@ pub struct Engine {
 
 /// What the engine works with besides its inputs.
 pub struct Deps {
-    /// The one reaper.
-    pub reaper: Arc<Reaper>,
+    /// Process control (the one reaper).
+    pub procs: Arc<dyn ProcessControl>,
     /// rapid's stdout.
     pub out: Output,
     /// Telemetry subscribers.
@@ -187,7 +189,7 @@ impl Engine {
         health: tokio::sync::watch::Sender<Health>,
         stats: Arc<Stats>,
     ) -> Engine {
-        let Deps { reaper, out, hub } = deps;
+        let Deps { procs, out, hub } = deps;
         let Inputs {
             events,
             invokes,
@@ -200,7 +202,7 @@ impl Engine {
             events,
             invokes,
             commands,
-            reaper,
+            procs,
             exits_tx,
             exits,
             out,
@@ -411,11 +413,12 @@ impl Engine {
         };
         let Some(proc) = which else { return };
         // The group may still hold descendants: they go with the process.
-        kill_group(proc.pid, nix::sys::signal::Signal::SIGKILL);
+        self.procs
+            .signal_group(proc.pid, nix::sys::signal::Signal::SIGKILL);
         if proc.extension.is_none() {
             // Orphans of the runtime were re-parented to rapid.
             let keep: Vec<i32> = self.extensions.iter().map(|p| p.pid).collect();
-            crate::supervisor::kill_orphans(&keep);
+            self.procs.kill_orphans(&keep);
         }
         tracing::info!(pid = exit.pid, extension = ?proc.extension, reason = %exit.reason, "sandbox process exited");
         let id = self.phase.request_id().cloned();

@@ -10,7 +10,6 @@ use runtime_api::InvokeOutcome;
 use tokio::time::timeout_at;
 
 use super::{errors, ms, Engine, Phase};
-use crate::supervisor::{kill_group, kill_orphans, kill_tree};
 
 /// The runtime's share of a graceful stop: SIGTERM, then SIGKILL after this.
 const RUNTIME_SHARE: Duration = Duration::from_millis(300);
@@ -56,7 +55,7 @@ impl Engine {
         let mut killed = false;
         if let Some(p) = self.proc.take() {
             if graceful {
-                kill_group(p.pid, Signal::SIGTERM);
+                self.procs.signal_group(p.pid, Signal::SIGTERM);
                 if !self
                     .await_exits(vec![p.pid], start + RUNTIME_SHARE)
                     .await
@@ -64,22 +63,22 @@ impl Engine {
                 {
                     killed = true;
                     tracing::info!(pid = p.pid, "runtime ignored SIGTERM; sending SIGKILL");
-                    kill_group(p.pid, Signal::SIGKILL);
+                    self.procs.signal_group(p.pid, Signal::SIGKILL);
                     self.await_exits(vec![p.pid], Instant::now() + KILL_WAIT)
                         .await;
                 }
             } else {
-                kill_group(p.pid, Signal::SIGKILL);
+                self.procs.signal_group(p.pid, Signal::SIGKILL);
                 self.await_exits(vec![p.pid], Instant::now() + KILL_WAIT)
                     .await;
             }
             // Descendants left behind (in the group or escaped with setsid) go with it.
-            kill_tree(p.pid);
+            self.procs.kill_tree(p.pid);
         }
         // Subscribers (extensions) get what is buffered before their SHUTDOWN.
         self.hub.flush(TELEMETRY_FLUSH).await;
         if self.extensions.is_empty() {
-            kill_orphans(&[]);
+            self.procs.kill_orphans(&[]);
             return Stopped {
                 killed,
                 extensions: Duration::ZERO,
@@ -107,7 +106,7 @@ impl Engine {
             let name = p.extension.as_deref().unwrap_or_default();
             if !subscribed.iter().any(|s| s == name) {
                 // Nothing tells it to stop: it does not wait for an event it never gets.
-                kill_group(p.pid, Signal::SIGKILL);
+                self.procs.signal_group(p.pid, Signal::SIGKILL);
             }
         }
         let pids: Vec<i32> = self.extensions.iter().map(|p| p.pid).collect();
@@ -119,14 +118,14 @@ impl Engine {
                 "extensions still alive at the shutdown deadline; sending SIGKILL"
             );
             for pid in &alive {
-                kill_group(*pid, Signal::SIGKILL);
+                self.procs.signal_group(*pid, Signal::SIGKILL);
             }
             self.await_exits(alive, Instant::now() + KILL_WAIT).await;
         }
         for p in self.extensions.drain(..) {
-            kill_tree(p.pid);
+            self.procs.kill_tree(p.pid);
         }
-        kill_orphans(&[]);
+        self.procs.kill_orphans(&[]);
         Stopped {
             killed,
             extensions: extensions_started.elapsed(),
@@ -143,10 +142,10 @@ impl Engine {
             .chain(self.extensions.drain(..));
         let mut any = false;
         for p in procs {
-            kill_tree(p.pid);
+            self.procs.kill_tree(p.pid);
             any = true;
         }
-        kill_orphans(&[]);
+        self.procs.kill_orphans(&[]);
         if any {
             self.generation = self.runtime.reset(runtime_api::reset_error());
         }

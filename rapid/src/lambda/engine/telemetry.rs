@@ -7,7 +7,6 @@ use interop::RequestId;
 
 use super::phase::Running;
 use super::Engine;
-use crate::supervisor::memory;
 use crate::telemetry_hub::records;
 
 /// The `status` of a failed phase.
@@ -121,7 +120,7 @@ impl Engine {
                 kib
             }
             _ => {
-                let kib = memory::tree_peak_kib(pid);
+                let kib = self.procs.peak_kib(pid);
                 self.memory_reading.set(Some((pid, now, kib)));
                 kib
             }
