@@ -25,6 +25,12 @@ test:
 test-vm:
 	bash vm/test-vm.sh
 
+## make image: a static rapid and OCI images FROM scratch, with podman and no registry:
+## localhost/rapid:test (rapid + examples/echo), localhost/rapid-watchdog:test (the OpenFaaS watchdog)
+.PHONY: image test-container
+image:
+	bash container/build-image.sh
+
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
 bench: bench-core bench-watchdog
 
