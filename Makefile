@@ -31,6 +31,11 @@ test-vm:
 image:
 	bash container/build-image.sh
 
+## make test-container: the images under podman + runc, rapid as PID 1: invoke, orphans, stop,
+## read-only root, --user, memory limit vs REPORT, watchdog probes, aws-lambda-rie argv
+test-container:
+	bash container/test-container.sh
+
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
 bench: bench-core bench-watchdog
 
