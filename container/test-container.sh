@@ -10,7 +10,7 @@
 #   stop        podman stop → orderly shutdown (logged), exit code 0, within
 #               the grace period
 #   read-only   --read-only root with a tmpfs /tmp
-#   user        --user 1000:1000 (rapid and the runtime)
+#   user        --user 1000:1000, --cap-drop ALL (rapid and the runtime)
 #   memory      --memory 128m; REPORT's Max Memory Used within 10 % of what the
 #               container's cgroup reports for the runtime (method below)
 #   watchdog    the watchdog image answers /_/health and /_/ready as
@@ -265,15 +265,17 @@ check_read_only() {
 check_user() {
   local port ans hp uid
   port=$(free_port)
-  start user --user 1000:1000 -p "127.0.0.1:$port:8080" "$FIXTURE"
+  start user --user 1000:1000 --cap-drop ALL --security-opt no-new-privileges \
+    -p "127.0.0.1:$port:8080" "$FIXTURE"
   wait_answer "$port" '{"write":"/tmp/probe"}' '"ok"'
   ans=$(invoke "$port" '{}')
   grep -qF '"gid":1000' <<<"$ans" && grep -qF '"uid":1000' <<<"$ans" || fail "the runtime runs as $ans"
   hp=$(host_pid)
   uid=$(awk '/^Uid:/ {print $2}' "/proc/$hp/status")
   [ "$uid" = 1000 ] || fail "rapid runs as uid $uid"
+  [ "$(awk '/^CapEff:/ {print $2}' "/proc/$hp/status")" = 0000000000000000 ] || fail "rapid has capabilities"
   assert_pid1 /usr/local/bin/rapid
-  log "user: rapid (PID 1) and the runtime run as 1000:1000"
+  log "user: rapid (PID 1) and the runtime run as 1000:1000, with no capabilities"
 }
 
 # Method: the runtime allocates ALLOC MiB and writes every page. REPORT's Max
