@@ -31,7 +31,8 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet \
 # FROM scratch has no dynamic loader: a binary that asks for one cannot start.
 if command -v readelf >/dev/null; then
   for b in rapid echo-function fx-upstream; do
-    if readelf -l "$BIN/$b" | grep -q 'INTERP'; then fail "$BIN/$b is not static"; fi
+    headers=$(readelf -l "$BIN/$b")
+    if grep -q 'INTERP' <<<"$headers"; then fail "$BIN/$b is not static"; fi
   done
 fi
 

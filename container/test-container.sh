@@ -31,6 +31,8 @@
 # having run the checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# (With pipefail, `cmd | grep -q` fails when grep exits first and cmd gets
+# SIGPIPE: output is captured first and grepped from a variable.)
 
 log() { echo "test-container: $*"; }
 die() { echo "test-container: FAIL: $*" >&2; exit 1; }
@@ -84,7 +86,7 @@ cp "$BIN/fx-container" "$BIN/rapid" "$WORK/fixture/"
 podman build --quiet --pull=never --build-arg "BASE=$LAMBDA" -f container/Containerfile.fixture \
   -t "$FIXTURE" "$WORK/fixture" >/dev/null || die "podman build of the fixture image failed"
 
-log "podman $(podman version --format '{{.Client.Version}}'), $($OCI_RUNTIME --version | head -n 1), cgroups $(podman info --format '{{.Host.CgroupsVersion}}'), ulimits nofile=$NOFILE nproc=$NPROC"
+log "podman $(podman version --format '{{.Client.Version}}'), $($OCI_RUNTIME --version | sed -n 1p), cgroups $(podman info --format '{{.Host.CgroupsVersion}}'), ulimits nofile=$NOFILE nproc=$NPROC"
 # A container that only prints rapid's version: if podman cannot run a
 # container at all here, say so and stop.
 if ! out=$("${RUN[@]}" --rm "$LAMBDA" --version 2>&1) || [[ "$out" != rapid* ]]; then
@@ -161,7 +163,7 @@ assert_pid1() { # rapid (argv[0] $1) is PID 1 of the container
   local hp nspid argv0
   hp=$(host_pid)
   nspid=$(awk '/^NSpid:/ {print $NF}' "/proc/$hp/status")
-  argv0=$(tr '\0' '\n' < "/proc/$hp/cmdline" | head -n 1)
+  argv0=$(tr '\0' '\n' < "/proc/$hp/cmdline" | sed -n 1p)
   [ "$nspid" = 1 ] || fail "PID 1 of the container is not rapid (rapid's pid there: $nspid)"
   [ "$argv0" = "$1" ] || fail "PID 1 runs $argv0, not $1"
 }
@@ -174,7 +176,7 @@ probe() { # probe PORT PATH — status code of a GET as the kubelet sends it
 # ---------------------------------------------------------------- checks
 
 check_invoke() {
-  local port t0 ms body
+  local port t0 ms body logs
   port=$(free_port)
   t0=$(now_ms)
   start invoke -p "127.0.0.1:$port:8080" "$LAMBDA"
@@ -185,7 +187,8 @@ check_invoke() {
   body=$(invoke "$port" '{"n":2}' -H 'X-Amz-Log-Type: Tail' -D "$WORK/invoke.headers")
   [ "$body" = '{"n":2}' ] || fail "second invoke answered $body"
   grep -qi '^X-Amz-Log-Result:' "$WORK/invoke.headers" || fail "no X-Amz-Log-Result header"
-  podman logs "$CTR" 2>/dev/null | grep -q '^REPORT RequestId: ' || fail "no REPORT line on stdout"
+  logs=$(podman logs "$CTR" 2>/dev/null)
+  grep -q '^REPORT RequestId: ' <<<"$logs" || fail "no REPORT line on stdout"
   log "invoke: answered through 127.0.0.1:$port after $ms ms; rapid is PID 1"
 }
 
@@ -233,7 +236,7 @@ check_orphans() {
 }
 
 check_stop() {
-  local port t0 ms code
+  local port t0 ms code logs
   port=$(free_port)
   start stop -p "127.0.0.1:$port:8080" "$LAMBDA"
   wait_answer "$port" '{"before":"stop"}' '{"before":"stop"}'
@@ -243,8 +246,9 @@ check_stop() {
   code=$(podman inspect --format '{{.State.ExitCode}}' "$CTR")
   [ "$code" = 0 ] || fail "exit code $code after podman stop (137 = killed after the grace period)"
   [ "$ms" -lt $(( GRACE * 1000 )) ] || fail "podman stop took $ms ms (grace $GRACE s)"
-  podman logs "$CTR" 2>&1 | grep -q 'shutting down signal="SIGTERM"' || fail "rapid did not log the SIGTERM"
-  podman logs "$CTR" 2>&1 | grep -q 'shutdown complete' || fail "rapid did not log its shutdown"
+  logs=$(podman logs "$CTR" 2>&1)
+  grep -q 'shutting down signal="SIGTERM"' <<<"$logs" || fail "rapid did not log the SIGTERM"
+  grep -q 'shutdown complete' <<<"$logs" || fail "rapid did not log its shutdown"
   figure "stop to exit (podman stop → container exited, code 0)" "$ms ms"
   log "stop: SIGTERM → orderly shutdown, exit code 0 in $ms ms (grace $GRACE s)"
 }
@@ -350,7 +354,8 @@ check_watchdog() {
   assert_pid1 /usr/bin/fwatchdog
   body=$(curl -s -m 10 -d 'hello watchdog' "http://127.0.0.1:$port/any/path")
   [ "$body" = 'hello watchdog' ] || fail "the function answered $body"
-  curl -s -m 5 "http://127.0.0.1:$mport/metrics" | grep -q '^http_requests_total{' || fail "no metrics on 8081"
+  body=$(curl -s -m 5 "http://127.0.0.1:$mport/metrics")
+  grep -q '^http_requests_total{' <<<"$body" || fail "no metrics on 8081"
   # SIGTERM (what the kubelet sends): unready at once, requests still served
   # for healthcheck_interval, then exit 0.
   t0=$(now_ms)
