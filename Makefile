@@ -25,6 +25,17 @@ test:
 test-vm:
 	bash vm/test-vm.sh
 
+## make image: a static rapid and OCI images FROM scratch, with podman and no registry:
+## localhost/rapid:test (rapid + examples/echo), localhost/rapid-watchdog:test (the OpenFaaS watchdog)
+.PHONY: image test-container
+image:
+	bash container/build-image.sh
+
+## make test-container: the images under podman + runc, rapid as PID 1: invoke, orphans, stop,
+## read-only root, --user, memory limit vs REPORT, watchdog probes, aws-lambda-rie argv
+test-container:
+	bash container/test-container.sh
+
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
 bench: bench-core bench-watchdog
 
