@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test test-vm bench bench-core bench-watchdog lint fmt clean
+.PHONY: all build run test test-vm bench bench-core bench-watchdog bench-compare lint fmt clean
 
 all: build
 
@@ -48,6 +48,15 @@ bench-watchdog:
 	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
 	$(CARGO) build --release --workspace --bins
 	./target/release/rapid-bench watchdog --rapid ./target/release/rapid --inproc ./target/release/inproc-function --out docs/benchmarks.md
+
+## make bench-compare BASE=<commit>: the new binaries beside those of BASE, alternated in one run
+BASE ?= 28aca77
+LABEL ?= this change against $(BASE)
+bench-compare:
+	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
+	$(CARGO) build --release --workspace --bins
+	bash bench/build-base.sh $(BASE)
+	./target/release/rapid-bench compare --rapid ./target/release/rapid --base ./target/bench-base/release/rapid --function ./target/release/echo-function --inproc ./target/release/inproc-function --base-inproc ./target/bench-base/release/inproc-function --label "$(LABEL)" --out docs/benchmarks.md
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -9,6 +9,7 @@
 //! ```
 
 mod client;
+mod compare;
 mod floor;
 mod procs;
 mod report;
@@ -103,6 +104,7 @@ fn main() -> ExitCode {
             };
         }
         Some("watchdog") => return watchdog_main(raw),
+        Some("compare") => return compare_main(raw),
         Some("extension") => {
             let name = raw.next().unwrap_or_else(|| "bench-ext".into());
             let port = raw.next().and_then(|p| p.parse().ok());
@@ -179,6 +181,71 @@ fn watchdog_main(mut args: impl Iterator<Item = String>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("rapid-bench watchdog: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const COMPARE_USAGE: &str = "usage: rapid-bench compare --rapid NEW --base OLD --function ECHO \
+--inproc NEW_INPROC --base-inproc OLD_INPROC [--label TEXT] [--out FILE] [--quick]";
+
+/// `rapid-bench compare ...`: the new binary beside the base one.
+fn compare_main(mut args: impl Iterator<Item = String>) -> ExitCode {
+    let mut get = std::collections::HashMap::new();
+    let mut quick = false;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--rapid" | "--base" | "--function" | "--inproc" | "--base-inproc" | "--label"
+            | "--out" => {
+                if let Some(v) = args.next() {
+                    get.insert(a, v);
+                }
+            }
+            other => {
+                eprintln!("rapid-bench compare: unknown argument {other:?}\n{COMPARE_USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let path = |k: &str| get.get(k).map(PathBuf::from);
+    let (Some(rapid), Some(base), Some(function), Some(inproc), Some(base_inproc)) = (
+        path("--rapid"),
+        path("--base"),
+        path("--function"),
+        path("--inproc"),
+        path("--base-inproc"),
+    ) else {
+        eprintln!("{COMPARE_USAGE}");
+        return ExitCode::from(2);
+    };
+    let o = compare::Opts {
+        rapid,
+        base,
+        function,
+        inproc,
+        base_inproc,
+        label: get
+            .get("--label")
+            .cloned()
+            .unwrap_or_else(|| "this change".into()),
+        out: path("--out"),
+        quick,
+    };
+    match compare::run(&o) {
+        Ok(text) => {
+            println!("{text}");
+            if let Some(out) = &o.out {
+                if let Err(e) = report::write_section(out, "compare", &text) {
+                    eprintln!("rapid-bench: cannot write {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("rapid-bench: wrote {}", out.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rapid-bench compare: {e}");
             ExitCode::FAILURE
         }
     }

@@ -69,7 +69,7 @@ pub fn parse_wrk(out: &str) -> Option<Wrk> {
     (p50 && p99 && rps).then_some(w)
 }
 
-fn wrk(script: &Path, addr: SocketAddr, secs: u64) -> std::io::Result<Wrk> {
+pub(crate) fn wrk(script: &Path, addr: SocketAddr, secs: u64) -> std::io::Result<Wrk> {
     let out = Command::new("wrk")
         .args(["-t1", "-c1", "--latency"])
         .arg(format!("-d{secs}s"))
@@ -95,7 +95,11 @@ fn wrk(script: &Path, addr: SocketAddr, secs: u64) -> std::io::Result<Wrk> {
 
 /// Start a watchdog front — rapid in a watchdog mode, or the inproc function,
 /// which takes the same options; waits until `/_/health` is 200.
-fn watchdog_front(program: &Path, args: &[&str], command: &[&str]) -> std::io::Result<Proc> {
+pub(crate) fn watchdog_front(
+    program: &Path,
+    args: &[&str],
+    command: &[&str],
+) -> std::io::Result<Proc> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
         .parse()
         .map_err(std::io::Error::other)?;
@@ -161,7 +165,7 @@ fn spawn_floor(secs: u64) -> std::io::Result<f64> {
     Ok(f64::from(n) / t.elapsed().as_secs_f64())
 }
 
-fn med(runs: &[Wrk]) -> Wrk {
+pub(crate) fn med(runs: &[Wrk]) -> Wrk {
     Wrk {
         p50_us: median_f64(runs.iter().map(|w| w.p50_us).collect()),
         p99_us: median_f64(runs.iter().map(|w| w.p99_us).collect()),

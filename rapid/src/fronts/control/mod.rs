@@ -18,7 +18,7 @@ mod state;
 
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,7 +26,6 @@ use axum::Router;
 use bytes::Bytes;
 use fatalerror::ErrorType;
 use http::{header, HeaderValue, Method, StatusCode, Uri};
-use http_body_util::{BodyExt, Limited};
 use interop::MAX_PAYLOAD;
 use runtime_api::ResponseBuilderExt;
 use serde::Deserialize;
@@ -125,6 +124,8 @@ pub fn router(table: FunctionTable, token: Option<String>, drain: Drain) -> Rout
         .method_not_allowed_fallback(|m: Method, u: Uri| async move {
             Refusal::Method(m, u.path().to_owned())
         })
+        .layer(DefaultBodyLimit::max(MAX_PAYLOAD * 2))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(api.clone(), gate))
         .with_state(api)
 }
@@ -174,35 +175,52 @@ fn typed<T: serde::Serialize>(value: &T) -> Response {
     )
 }
 
-/// The request's body, bounded.
-async fn read_body(req: Request) -> Result<Bytes, Refusal> {
-    Limited::new(req.into_body(), MAX_PAYLOAD * 2)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| Refusal::Format(format!("Could not read the body: {e}")))
+/// A request's whole body, bounded by the router's body limit.
+struct Whole(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Whole {
+    type Rejection = Refusal;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Refusal> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Whole)
+            .map_err(|e| Refusal::Format(format!("Could not read the body: {e}")))
+    }
 }
 
-/// A control request's JSON body (empty = the type's default).
-async fn read_json<T: for<'de> Deserialize<'de> + Default>(req: Request) -> Result<T, Refusal> {
-    let bytes = read_body(req).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+/// A control request's typed JSON body (an empty body is the type's default).
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: for<'de> Deserialize<'de> + Default> FromRequest<S> for JsonBody<T> {
+    type Rejection = Refusal;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Refusal> {
+        let Whole(bytes) = Whole::from_request(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| Refusal::Format(format!("Invalid JSON body: {e}")))
     }
-    serde_json::from_slice(&bytes).map_err(|e| Refusal::Format(format!("Invalid JSON body: {e}")))
 }
 
 async fn state(State(api): State<Arc<ControlApi>>) -> Response {
     typed(&state::report(&api.table, api.drain.is_draining()).await)
 }
 
-async fn init(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Response, Refusal> {
-    let init: interop::Init = read_json(req).await?;
+async fn init(
+    State(api): State<Arc<ControlApi>>,
+    JsonBody(init): JsonBody<interop::Init>,
+) -> Result<Response, Refusal> {
     api.command(Command::Init(Box::new(init))).await
 }
 
-async fn reset(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Response, Refusal> {
-    let reset: interop::Reset = read_json(req).await?;
+async fn reset(
+    State(api): State<Arc<ControlApi>>,
+    JsonBody(reset): JsonBody<interop::Reset>,
+) -> Result<Response, Refusal> {
     api.command(Command::Reset(reset)).await
 }
 
@@ -221,9 +239,8 @@ struct ShutdownQuery {
 async fn shutdown(
     State(api): State<Arc<ControlApi>>,
     Query(q): Query<ShutdownQuery>,
-    req: Request,
+    JsonBody(shutdown): JsonBody<interop::Shutdown>,
 ) -> Result<Response, Refusal> {
-    let shutdown: interop::Shutdown = read_json(req).await?;
     let exit = matches!(q.exit.as_deref(), Some("true" | "1"));
     api.command(Command::Shutdown {
         reason: shutdown.reason,
@@ -243,7 +260,7 @@ async fn invoke(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Resp
         )));
     }
     let headers = req.headers().clone();
-    let body = read_body(req).await?;
+    let Whole(body) = Whole::from_request(req, &()).await?;
     let inv = envelope::parse(&headers, body).map_err(|e| match e {
         envelope::BadEnvelope::Format(m) => Refusal::Format(m),
         envelope::BadEnvelope::ClientContext(m) => Refusal::Content(m),
