@@ -4,12 +4,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::{header, HeaderMap, StatusCode};
+use http::{header, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use crate::api::RuntimeApi;
 use crate::body::{json_response, ResponseBuilderExt};
 use crate::error::ApiError;
+use crate::handlers::header_str;
 use crate::headers as h;
 use crate::rendezvous::{ExtensionErrorKind, ExtensionNext};
 
@@ -17,10 +18,6 @@ type Reply = Result<Response, ApiError>;
 
 /// Extension request bodies are small JSON documents.
 const BODY_LIMIT: usize = 1024 * 1024;
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     Limited::new(body, BODY_LIMIT)

@@ -44,12 +44,15 @@ pub(crate) fn accepted() -> Response {
     json_response(StatusCode::ACCEPTED, &b"{\"status\":\"OK\"}"[..])
 }
 
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str(
+    headers: &HeaderMap,
+    name: impl http::header::AsHeaderName,
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    header_str(headers, "content-length").and_then(|v| v.trim().parse().ok())
+    header_str(headers, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok())
 }
 
 /// `GET /runtime/invocation/next`.
@@ -105,7 +108,7 @@ pub(crate) async fn response(
         Err(v) => Err(ApiError::invalid_response_mode(v)),
     })?;
     let mode = mode.unwrap_or_default();
-    let content_type = header_str(req.headers(), "content-type").map(str::to_owned);
+    let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_owned);
     let span = tracing::debug_span!("response", request_id = %ticket.id, ?mode);
     let _enter = span.enter();
     match mode {

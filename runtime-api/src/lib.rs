@@ -33,32 +33,42 @@ pub use router::router;
 
 /// Header names of the Runtime API.
 pub mod headers {
+    use http::HeaderName;
+
     /// The invoke's request id.
-    pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+    pub const REQUEST_ID: HeaderName = HeaderName::from_static("lambda-runtime-aws-request-id");
     /// Epoch milliseconds by which the invoke must finish.
-    pub const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+    pub const DEADLINE_MS: HeaderName = HeaderName::from_static("lambda-runtime-deadline-ms");
     /// The function ARN.
-    pub const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+    pub const FUNCTION_ARN: HeaderName =
+        HeaderName::from_static("lambda-runtime-invoked-function-arn");
     /// X-Ray trace header.
-    pub const TRACE_ID: &str = "lambda-runtime-trace-id";
+    pub const TRACE_ID: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
     /// Decoded client context JSON.
-    pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+    pub const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
     /// Cognito identity JSON.
-    pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+    pub const COGNITO_IDENTITY: HeaderName =
+        HeaderName::from_static("lambda-runtime-cognito-identity");
     /// `streaming` for streamed responses.
-    pub const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
+    pub const RESPONSE_MODE: HeaderName =
+        HeaderName::from_static("lambda-runtime-function-response-mode");
     /// Error type of `/error` and `/init/error` calls and of stream trailers.
-    pub const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+    pub const ERROR_TYPE: HeaderName =
+        HeaderName::from_static("lambda-runtime-function-error-type");
     /// Base64 error body in stream trailers.
-    pub const ERROR_BODY: &str = "lambda-runtime-function-error-body";
+    pub const ERROR_BODY: HeaderName =
+        HeaderName::from_static("lambda-runtime-function-error-body");
     /// An extension's name at registration.
-    pub const EXTENSION_NAME: &str = "lambda-extension-name";
+    pub const EXTENSION_NAME: HeaderName = HeaderName::from_static("lambda-extension-name");
     /// An extension's identifier.
-    pub const EXTENSION_ID: &str = "lambda-extension-identifier";
+    pub const EXTENSION_ID: HeaderName = HeaderName::from_static("lambda-extension-identifier");
     /// The id of an event handed to an extension.
-    pub const EXTENSION_EVENT_ID: &str = "lambda-extension-event-identifier";
+    pub const EXTENSION_EVENT_ID: HeaderName =
+        HeaderName::from_static("lambda-extension-event-identifier");
     /// Error type of an extension's error calls.
-    pub const EXTENSION_ERROR_TYPE: &str = "lambda-extension-function-error-type";
+    pub const EXTENSION_ERROR_TYPE: HeaderName =
+        HeaderName::from_static("lambda-extension-function-error-type");
     /// Optional features an extension accepts (`accountId`).
-    pub const EXTENSION_ACCEPT_FEATURE: &str = "lambda-extension-accept-feature";
+    pub const EXTENSION_ACCEPT_FEATURE: HeaderName =
+        HeaderName::from_static("lambda-extension-accept-feature");
 }

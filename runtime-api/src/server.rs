@@ -61,6 +61,8 @@ pub struct Options {
     pub stop: Option<watch::Receiver<bool>>,
     /// Counts open connections, so an exit can wait for their answers.
     pub connections: Option<Arc<Gauge>>,
+    /// Every request carries its [`Peer`] (the client's address).
+    pub peer: bool,
 }
 
 /// Like [`serve`], and every request carries its connection's [`ConnFd`].
@@ -102,7 +104,7 @@ pub type Peer = axum::extract::ConnectInfo<std::net::SocketAddr>;
 
 /// Serve `service` on every connection accepted from `listener` (HTTP/1.1,
 /// upgrades allowed), as `opts` says; until `opts.stop` turns true or the task
-/// running this future is dropped. Every request carries its [`Peer`].
+/// running this future is dropped.
 pub async fn serve_with<S, B>(listener: TcpListener, name: &'static str, opts: Options, service: S)
 where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -140,13 +142,16 @@ where
         let live = opts.connections.as_ref().map(|g| g.enter().0);
         let mut stop = opts.stop.clone();
         let read_timeout = opts.read_timeout;
+        let with_peer = opts.peer;
         tokio::spawn(async move {
             let _live = live;
             let svc = service_fn(move |mut req: Request<Incoming>| {
-                let ext = req.extensions_mut();
-                ext.insert(axum::extract::ConnectInfo(peer));
+                if with_peer {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                }
                 if let Some(fd) = fd {
-                    ext.insert(fd);
+                    req.extensions_mut().insert(fd);
                 }
                 service.clone().oneshot(req)
             });

@@ -63,23 +63,19 @@ pub fn serve<H: Handler>(handler: H) -> ExitCode {
         }
     };
     let one_shot = args.one_shot.map(OneShot::from);
-    let cfg = config::Config {
-        function: FunctionId {
-            name: "function".into(),
-            version: "$LATEST".into(),
-            region: "us-east-1".into(),
-            account: "012345678912".into(),
-        },
-        backend: config::BackendConfig::Process(Box::new(config::process_config(
-            w,
-            ProcessKind::Inproc,
-            one_shot,
-            None,
-        ))),
-        fronts,
-        drain,
-        init_mode: false,
-        machine: Default::default(),
+    let function = FunctionId {
+        name: "function".into(),
+        version: "$LATEST".into(),
+        region: "us-east-1".into(),
+        account: "012345678912".into(),
+    };
+    let cfg = config::process_config(w, ProcessKind::Inproc, one_shot, None);
+    let handler: Arc<dyn Handler> = Arc::new(handler);
+    let start = move |_: super::Plumbing| async move {
+        let backend = Arc::new(crate::process::inproc::Inproc(handler));
+        let sandbox: Arc<dyn crate::sandbox::Sandbox> =
+            Arc::new(super::start_process(&cfg, backend, Arc::default()).await?);
+        Ok(sandbox)
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -91,5 +87,5 @@ pub fn serve<H: Handler>(handler: H) -> ExitCode {
             return ExitCode::from(super::exit_code::SETUP);
         }
     };
-    runtime.block_on(super::run_with(cfg, Some(Arc::new(handler))))
+    runtime.block_on(super::run_sandbox(function, fronts, drain, true, start))
 }

@@ -31,7 +31,7 @@ use crate::fronts::openfaas::OpenFaas;
 use crate::fronts::{self, Drain};
 use crate::net::{bind, BindError};
 use crate::output::Output;
-use crate::process::{Handler, ProcessSandbox};
+use crate::process::ProcessSandbox;
 use crate::sandbox::{Command, FunctionTable, Sandbox, Stats};
 use crate::supervisor::Reaper;
 
@@ -115,14 +115,96 @@ impl Listeners {
     }
 }
 
+/// Why a sandbox could not start.
+pub(crate) enum StartError {
+    /// Its listener could not be bound (exit code 3).
+    Bind(BindError),
+    /// Anything else (exit code 4).
+    Setup(String),
+}
+
+/// What a sandbox is started with.
+pub(crate) struct Plumbing {
+    pub reaper: Arc<Reaper>,
+    pub out: Output,
+    pub hub: Arc<crate::telemetry_hub::Hub>,
+}
+
 /// Run rapid until it is told to stop. Must run inside a current-thread
 /// tokio runtime (the reaper registers children right after fork).
 pub async fn run(cfg: Config) -> ExitCode {
-    run_with(cfg, None).await
+    let Config {
+        function,
+        backend,
+        fronts,
+        drain,
+        ..
+    } = cfg;
+    let openfaas_primary = matches!(backend, BackendConfig::Process(_));
+    let start = move |p: Plumbing| async move {
+        let sandbox: Arc<dyn Sandbox> = match backend {
+            BackendConfig::Lambda(l) => {
+                let deps = crate::lambda::Deps {
+                    procs: p.reaper,
+                    out: p.out,
+                    hub: p.hub,
+                };
+                Arc::new(
+                    crate::lambda::start(*l, deps)
+                        .await
+                        .map_err(StartError::Bind)?,
+                )
+            }
+            BackendConfig::Process(cfg) => {
+                let stats = Arc::new(Stats::default());
+                let backend = crate::process::backend_for(
+                    &cfg.kind,
+                    p.reaper,
+                    p.out,
+                    cfg.logs,
+                    stats.clone(),
+                )
+                .ok_or_else(|| {
+                    StartError::Setup("mode inproc needs a handler (rapid::watchdog::serve)".into())
+                })?;
+                Arc::new(start_process(&cfg, backend, stats).await?)
+            }
+        };
+        Ok(sandbox)
+    };
+    run_sandbox(function, fronts, drain, openfaas_primary, start).await
 }
 
-/// Run `cfg`; `handler` serves an in-process backend.
-pub(crate) async fn run_with(cfg: Config, handler: Option<Arc<dyn Handler>>) -> ExitCode {
+/// Start a process sandbox over `backend`.
+pub(crate) async fn start_process(
+    cfg: &crate::process::ProcessConfig,
+    backend: Arc<dyn crate::process::Backend>,
+    stats: Arc<Stats>,
+) -> Result<ProcessSandbox, StartError> {
+    ProcessSandbox::start(cfg, backend, stats)
+        .await
+        .map_err(|why| {
+            StartError::Setup(format!(
+                "cannot start the {} backend: {why}",
+                cfg.kind.name()
+            ))
+        })
+}
+
+/// Set up, bind the fronts, start the sandbox with `start`, serve until told
+/// to stop, drain. The primary front (bound last) is the OpenFaaS front when
+/// `openfaas_primary`, the Invoke API otherwise.
+pub(crate) async fn run_sandbox<F, Fut>(
+    function: crate::sandbox::FunctionId,
+    fronts: Fronts,
+    policy: DrainPolicy,
+    openfaas_primary: bool,
+    start: F,
+) -> ExitCode
+where
+    F: FnOnce(Plumbing) -> Fut,
+    Fut: std::future::Future<Output = Result<Arc<dyn Sandbox>, StartError>>,
+{
     become_subreaper();
     let mut signals = match Signals::install() {
         Ok(s) => s,
@@ -139,53 +221,15 @@ pub(crate) async fn run_with(cfg: Config, handler: Option<Arc<dyn Handler>>) -> 
         Ok(o) => o,
         Err(e) => return setup_failed(format!("cannot start the output thread: {e}")),
     };
-    let Config {
-        function,
-        backend,
-        fronts,
-        drain: policy,
-        ..
-    } = cfg;
-    let openfaas_primary = matches!(backend, BackendConfig::Process(_));
     let listeners = match Listeners::bind(&fronts, openfaas_primary).await {
         Ok(l) => l,
         Err(e) => return bind_failed(&e),
     };
     let started = tokio::time::Instant::now();
-    let sandbox: Arc<dyn Sandbox> = match backend {
-        BackendConfig::Lambda(l) => {
-            let deps = crate::lambda::Deps {
-                procs: reaper,
-                out,
-                hub,
-            };
-            match crate::lambda::start(*l, deps).await {
-                Ok(s) => Arc::new(s),
-                Err(e) => return bind_failed(&e),
-            }
-        }
-        BackendConfig::Process(p) => {
-            let stats = Arc::new(Stats::default());
-            let backend = match (
-                &handler,
-                crate::process::backend_for(&p.kind, reaper, out, p.logs, stats.clone()),
-            ) {
-                (_, Some(b)) => b,
-                (Some(h), None) => Arc::new(crate::process::inproc::Inproc(h.clone())),
-                (None, None) => {
-                    return setup_failed("mode inproc needs a handler (rapid::watchdog::serve)")
-                }
-            };
-            match ProcessSandbox::start(&p, backend, stats).await {
-                Ok(s) => Arc::new(s),
-                Err(why) => {
-                    return setup_failed(format!(
-                        "cannot start the {} backend: {why}",
-                        p.kind.name()
-                    ))
-                }
-            }
-        }
+    let sandbox = match start(Plumbing { reaper, out, hub }).await {
+        Ok(s) => s,
+        Err(StartError::Bind(e)) => return bind_failed(&e),
+        Err(StartError::Setup(why)) => return setup_failed(why),
     };
     let table = FunctionTable::single(function.clone(), sandbox.clone());
     let served = serve_fronts(&fronts, table, listeners);

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use fatalerror::ErrorType;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use interop::{ErrorInvokeResponse, FunctionError};
 use runtime_api::ResponseBuilderExt;
@@ -15,6 +15,17 @@ use crate::sandbox::{Body, InvokeError, ReplyBody, Unavailable};
 
 /// An AWS-style answer.
 pub type Answer = Response<InvokeBody>;
+
+/// `X-Amzn-RequestId`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+/// `X-Amz-Executed-Version`.
+pub const EXECUTED_VERSION: HeaderName = HeaderName::from_static("x-amz-executed-version");
+/// `X-Amz-Function-Error`.
+pub const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
+/// `X-Amz-Log-Result`.
+const LOG_RESULT: HeaderName = HeaderName::from_static("x-amz-log-result");
+const UNHANDLED: HeaderValue = HeaderValue::from_static("Unhandled");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A JSON error body `{"errorMessage","errorType"}` with `status`.
 pub fn error_json(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Answer {
@@ -48,8 +59,8 @@ pub fn refusal(status: StatusCode, e: &InvokeError) -> Answer {
 /// A function's failure: its error document, marked `Unhandled`.
 pub fn function_failure(b: http::response::Builder, doc: &ErrorInvokeResponse) -> Answer {
     tracing::debug!(error_type = %doc.function_error.error_type, "invoke answered with an error");
-    b.header("x-amz-function-error", "Unhandled")
-        .header(header::CONTENT_TYPE, "application/json")
+    b.header(FUNCTION_ERROR, UNHANDLED)
+        .header(header::CONTENT_TYPE, JSON)
         .body_or_500(InvokeBody::Full(Some(doc.body().into())))
 }
 
@@ -57,7 +68,7 @@ pub fn function_failure(b: http::response::Builder, doc: &ErrorInvokeResponse) -
 /// A process backend's non-2xx answer is the function failing
 /// (`Function.Unknown` quoting the status and the start of the answer).
 pub async fn classic(
-    b: http::response::Builder,
+    tail: Option<&Bytes>,
     outcome: Result<crate::sandbox::Response, InvokeError>,
 ) -> Answer {
     let outcome = match outcome {
@@ -66,16 +77,19 @@ pub async fn classic(
     };
     match outcome {
         Ok(r) => {
-            let mut resp = b.body_or_500(InvokeBody::raw(r.body));
-            resp.headers_mut().extend(r.headers);
-            resp.headers_mut()
-                .entry(header::CONTENT_TYPE)
-                .or_insert(HeaderValue::from_static("application/json"));
+            // The function's headers as they are: no second map.
+            let mut resp = Response::new(InvokeBody::raw(r.body));
+            *resp.headers_mut() = r.headers;
+            let h = resp.headers_mut();
+            h.entry(header::CONTENT_TYPE).or_insert(JSON);
+            if let Some(v) = tail.and_then(log_result) {
+                h.insert(LOG_RESULT, v);
+            }
             resp
         }
         Err(e) => match service_status(&e) {
             Some(status) => refusal(status, &e),
-            None => function_failure(b, &e.to_lambda()),
+            None => function_failure(ok_with_tail(tail), &e.to_lambda()),
         },
     }
 }
@@ -84,15 +98,17 @@ pub async fn classic(
 pub fn ok_with_tail(tail: Option<&Bytes>) -> http::response::Builder {
     let b = Response::builder().status(StatusCode::OK);
     match tail.and_then(log_result) {
-        Some(v) => b.header("x-amz-log-result", v),
+        Some(v) => b.header(LOG_RESULT, v),
         None => b,
     }
 }
 
 /// Set `name` unless the answer has it (the ids every invoke answer carries).
-pub fn ensure_header(r: &mut Answer, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        r.headers_mut().entry(name).or_insert(v);
+pub fn ensure_header(r: &mut Answer, name: HeaderName, value: &str) {
+    if let http::header::Entry::Vacant(slot) = r.headers_mut().entry(name) {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            slot.insert(v);
+        }
     }
 }
 

@@ -88,6 +88,9 @@ fn histogram() -> Histogram {
 pub struct Metrics {
     requests: Family<HttpLabels, Counter>,
     durations: Durations,
+    /// The series seen so far, looked up without hashing (a handful of
+    /// method and status pairs): the families' own handles.
+    seen: std::sync::Mutex<Vec<(HttpLabels, Counter, Histogram)>>,
     invokes: Family<OutcomeLabels, Counter>,
     registry: Registry,
 }
@@ -163,6 +166,7 @@ impl Metrics {
         Arc::new(Metrics {
             requests,
             durations,
+            seen: std::sync::Mutex::default(),
             invokes,
             registry,
         })
@@ -175,10 +179,19 @@ impl Metrics {
             .find(|(m, _)| m == method)
             .map_or("other", |(_, name)| name);
         let labels = HttpLabels { code, method };
-        self.requests.get_or_create(&labels).inc();
-        self.durations
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let i = match seen.iter().position(|(l, _, _)| *l == labels) {
+            Some(i) => i,
+            None => {
+                let c = self.requests.get_or_create(&labels).clone();
+                let h = self.durations.get_or_create(&labels).clone();
+                seen.push((labels, c, h));
+                seen.len() - 1
+            }
+        };
+        let (_, counter, histogram) = &seen[i];
+        counter.inc();
+        histogram.observe(took.as_secs_f64());
     }
 
     /// A call reached the function and ended with `outcome`.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use interop::{RequestId, MAX_PAYLOAD};
@@ -15,6 +15,9 @@ use crate::sandbox::{
     Admissions, Body, BoxFuture, Budget, Command, CommandReply, ControlError, Health, Invocation,
     InvokeError, Pending, Reply, ReplyBody, Response, Sandbox, SandboxState, Stats, Unavailable,
 };
+
+/// Every Lambda answer names its request.
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-amzn-requestid");
 
 /// A handle to one Lambda sandbox (cheap to share behind an `Arc`).
 pub struct LambdaSandbox {
@@ -64,6 +67,7 @@ impl LambdaSandbox {
             context,
             budget,
             log_tail,
+            typed_result,
             ..
         } = inv;
         let (parts, body) = request.into_parts();
@@ -82,7 +86,12 @@ impl LambdaSandbox {
                     waiting: self.max_queue,
                 })?;
         let (reply_tx, reply_rx) = oneshot::channel();
-        let (result_tx, result_rx) = oneshot::channel();
+        let (result_tx, result_rx) = if typed_result {
+            let (t, r) = oneshot::channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
         let (tail_tx, tail_rx) = if log_tail {
             let (t, r) = oneshot::channel();
             (Some(t), Some(r))
@@ -98,7 +107,7 @@ impl LambdaSandbox {
             cognito_identity: context.cognito_identity,
             reply: reply_tx,
             tail: tail_tx,
-            result: Some(result_tx),
+            result: result_tx,
             admission: Some(admission),
             timeout: match budget {
                 Budget::Platform(d) => Some(d),
@@ -121,23 +130,43 @@ impl LambdaSandbox {
     }
 }
 
-/// The event: the request body, at most `MAX_PAYLOAD` bytes.
+/// The event: the request body, at most `MAX_PAYLOAD` bytes. A body that
+/// comes in one piece (the Invoke API's) is taken as it is, without a copy.
 async fn read_event(mut body: Body) -> Result<Bytes, InvokeError> {
-    let mut buf = BytesMut::new();
+    let too_large = || InvokeError::TooLarge {
+        limit: MAX_PAYLOAD,
+        size: None,
+    };
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<bytes::BytesMut> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame
             .map_err(|e| InvokeError::BadRequest(format!("cannot read the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_PAYLOAD {
-                return Err(InvokeError::TooLarge {
-                    limit: MAX_PAYLOAD,
-                    size: None,
-                });
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut buf = bytes::BytesMut::with_capacity(f.len() + data.len());
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&data);
+                rest = Some(buf);
             }
-            buf.extend_from_slice(&data);
+            (Some(_), Some(buf)) => buf.extend_from_slice(&data),
+        }
+        let len = rest
+            .as_ref()
+            .map_or_else(|| first.as_ref().map_or(0, Bytes::len), |b| b.len());
+        if len > MAX_PAYLOAD {
+            return Err(too_large());
         }
     }
-    Ok(buf.freeze())
+    Ok(match (first, rest) {
+        (_, Some(buf)) => buf.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// Wait for the runtime's answer (and the log tail, which follows END and
@@ -146,7 +175,7 @@ async fn answer(
     id: RequestId,
     reply: oneshot::Receiver<InvokeOutcome>,
     tail: Option<oneshot::Receiver<Vec<u8>>>,
-    result: oneshot::Receiver<interop::InvokeResult>,
+    result: Option<oneshot::Receiver<interop::InvokeResult>>,
 ) -> Reply {
     let Ok(outcome) = reply.await else {
         // The engine dropped the invoke: it shut down before answering.
@@ -172,6 +201,9 @@ async fn answer(
                 .and_then(|c| HeaderValue::from_str(c).ok())
                 .unwrap_or(HeaderValue::from_static("application/json"));
             headers.insert(header::CONTENT_TYPE, ct);
+            if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+                headers.insert(REQUEST_ID, v);
+            }
             let body = match r.body {
                 ResponseBody::Buffered(b) => ReplyBody::Full(b),
                 ResponseBody::Streaming(rx) => ReplyBody::Chunks(rx),
@@ -192,7 +224,7 @@ async fn answer(
     Reply {
         outcome,
         log_tail,
-        result: Some(result),
+        result,
     }
 }
 

@@ -157,7 +157,7 @@ impl Inner {
             (e, a) => e.or(a),
         };
         let call = Call {
-            id: inv.call_id,
+            id: inv.call_id.unwrap_or_else(|| inv.id.to_string()),
             // A budget too large to add is no deadline at all.
             deadline: budget.and_then(|b| start.checked_add(b)),
             budget,

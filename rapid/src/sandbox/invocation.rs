@@ -12,8 +12,8 @@ use super::Body;
 pub struct Invocation {
     /// The request id (`X-Amzn-RequestId`, the runtime's request id).
     pub id: RequestId,
-    /// The caller's correlation id (`X-Call-Id`; the request id otherwise).
-    pub call_id: String,
+    /// The caller's correlation id (`X-Call-Id`), when it differs from the request id.
+    pub call_id: Option<String>,
     /// Method, path, headers (`Content-Type`, `X-Amzn-Trace-Id`, …) and body.
     pub request: http::Request<Body>,
     /// What only a Lambda runtime sees.
@@ -22,6 +22,8 @@ pub struct Invocation {
     pub budget: Budget,
     /// The caller wants the log tail (`X-Amz-Log-Type: Tail`).
     pub log_tail: bool,
+    /// The caller wants the typed result (`InvokeResult`, the control API).
+    pub typed_result: bool,
 }
 
 /// The Lambda-only parts of an invocation.

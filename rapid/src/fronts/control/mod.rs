@@ -267,7 +267,7 @@ async fn invoke(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Resp
     })?;
     let id = inv.id.clone();
     let invocation = Invocation {
-        call_id: id.to_string(),
+        call_id: None,
         id: inv.id,
         request: inv.request,
         context: LambdaContext {
@@ -276,6 +276,7 @@ async fn invoke(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Resp
         },
         budget: inv.budget.map_or(Budget::Function, Budget::Platform),
         log_tail: false,
+        typed_result: true,
     };
     let pending = match function.sandbox.submit(invocation).await {
         Ok(p) => p,
@@ -294,7 +295,7 @@ async fn invoke(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Resp
             a.headers_mut().extend(r.headers);
             a
         }
-        Err(e) => aws::classic(aws::ok_with_tail(None), Err(e)).await,
+        Err(e) => aws::classic(None, Err(e)).await,
     };
     let mut resp = answer.map(|inner| InvokeBody::WithResult(Box::new(inner), reply.result));
     let h = resp.headers_mut();

@@ -140,8 +140,8 @@ async fn invoke(
         Err(e) => e.into_response().map(InvokeBody::Http),
     };
     // Every answer to an invoke carries its ids, errors included.
-    aws::ensure_header(&mut answer, "x-amzn-requestid", id.as_str());
-    aws::ensure_header(&mut answer, "x-amz-executed-version", &function.id.version);
+    aws::ensure_header(&mut answer, aws::REQUEST_ID, id.as_str());
+    aws::ensure_header(&mut answer, aws::EXECUTED_VERSION, &function.id.version);
     answer.map(Body::new)
 }
 
@@ -158,7 +158,7 @@ impl InvokeApi {
         }
         let (mut parts, body) = req.into_parts();
         let h = &parts.headers;
-        let kind = InvocationType::parse(request::header_str(h, "x-amz-invocation-type"))
+        let kind = InvocationType::parse(request::header_str(h, request::INVOCATION_TYPE))
             .map_err(InvokeApiError::InvalidRequest)?;
         let client_context = request::client_context(h)?;
         let payload = request::read_payload(h, body).await?;
@@ -167,12 +167,12 @@ impl InvokeApi {
                 .status(StatusCode::NO_CONTENT)
                 .body_or_500(InvokeBody::default()));
         }
-        let log_tail = request::header_str(h, "x-amz-log-type")
+        let log_tail = request::header_str(h, request::LOG_TYPE)
             .is_some_and(|v| v.eq_ignore_ascii_case("Tail"));
         // The function sees the event as `POST /`, with the request's headers.
-        parts.uri = Uri::from_static("/");
+        parts.uri = Uri::default();
         let inv = Invocation {
-            call_id: id.to_string(),
+            call_id: None,
             id,
             request: http::Request::from_parts(parts, Body::from(payload)),
             context: LambdaContext {
@@ -181,6 +181,7 @@ impl InvokeApi {
             },
             budget: Budget::Function,
             log_tail,
+            typed_result: false,
         };
         let pending = function
             .sandbox
@@ -196,9 +197,7 @@ impl InvokeApi {
         }
         let reply = pending.await;
         Ok(match endpoint {
-            Endpoint::Invocations => {
-                aws::classic(aws::ok_with_tail(reply.log_tail.as_ref()), reply.outcome).await
-            }
+            Endpoint::Invocations => aws::classic(reply.log_tail.as_ref(), reply.outcome).await,
             Endpoint::ResponseStreaming => event_stream(reply).await,
         })
     }
@@ -241,7 +240,7 @@ async fn event_stream(reply: Reply) -> Answer {
                 } else {
                     fe.error_message.clone()
                 };
-                b.header("x-amz-function-error", "Unhandled")
+                b.header(aws::FUNCTION_ERROR, "Unhandled")
                     .body_or_500(InvokeBody::EventStream(EventStream::failed(
                         fe.error_type.as_str(),
                         &details,

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use http_body_util::BodyExt;
 use interop::MAX_PAYLOAD;
 
@@ -35,7 +35,14 @@ impl InvocationType {
     }
 }
 
-pub(super) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// `X-Amz-Invocation-Type`.
+pub(super) const INVOCATION_TYPE: HeaderName = HeaderName::from_static("x-amz-invocation-type");
+/// `X-Amz-Log-Type`.
+pub(super) const LOG_TYPE: HeaderName = HeaderName::from_static("x-amz-log-type");
+/// `X-Amz-Client-Context`.
+const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("x-amz-client-context");
+
+pub(super) fn header_str(h: &HeaderMap, name: HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -56,7 +63,7 @@ pub fn decode_client_context(raw: &str) -> Result<String, String> {
 
 /// The request's client context, if it has one.
 pub(super) fn client_context(h: &HeaderMap) -> Result<Option<String>, InvokeApiError> {
-    match h.get("x-amz-client-context") {
+    match h.get(CLIENT_CONTEXT) {
         None => Ok(None),
         Some(v) => {
             let raw = v.to_str().map_err(|_| {
@@ -81,7 +88,8 @@ fn too_large(size: Option<u64>) -> InvokeApiError {
 
 /// Read the event, refusing more than `MAX_PAYLOAD` bytes before the runtime sees any.
 pub(super) async fn read_payload(h: &HeaderMap, mut body: Body) -> Result<Bytes, InvokeApiError> {
-    let declared: Option<u64> = header_str(h, "content-length").and_then(|v| v.trim().parse().ok());
+    let declared: Option<u64> =
+        header_str(h, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
     if let Some(n) = declared {
         if n > MAX_PAYLOAD as u64 {
             return Err(too_large(Some(n)));

@@ -19,7 +19,9 @@ use super::OpenFaas;
 use crate::fronts::deadline::Deadline;
 use crate::fronts::invoke::body::InvokeBody;
 use crate::fronts::metrics::Outcome;
-use crate::sandbox::{Body, BoxError, Budget, Invocation, InvokeError, LambdaContext, Reply};
+use crate::sandbox::{
+    Body, BoxError, Budget, Invocation, InvokeError, LambdaContext, Reply, ReplyBody,
+};
 
 /// A `text/plain` answer; the body ends with a newline.
 pub(super) fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -108,24 +110,30 @@ pub(super) async fn call(State(front): State<Arc<OpenFaas>>, req: Request) -> Re
             );
         }
     }
+    let id = RequestId::generate();
     let call_id = req
         .headers()
         .get("x-call-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
-        .unwrap_or_else(|| RequestId::generate().to_string());
+        .unwrap_or_else(|| id.to_string());
     let span = tracing::info_span!("call", call_id = %call_id);
     front
         .clone()
-        .serve(req, call_id, guard)
+        .serve(req, id, call_id, guard)
         .instrument(span)
         .await
 }
 
 impl OpenFaas {
-    async fn serve(self: Arc<Self>, req: Request, call_id: String, mut guard: Guard) -> Response {
-        let id = RequestId::generate();
+    async fn serve(
+        self: Arc<Self>,
+        req: Request,
+        id: RequestId,
+        call_id: String,
+        mut guard: Guard,
+    ) -> Response {
         let budget = match req.headers().get("x-timeout") {
             None => Budget::Function,
             Some(v) => match v
@@ -139,7 +147,6 @@ impl OpenFaas {
                     return with_call_headers(
                         text(StatusCode::BAD_REQUEST, format!("X-Timeout: {why}")),
                         &call_id,
-                        &id,
                         guard.start,
                     );
                 }
@@ -150,11 +157,12 @@ impl OpenFaas {
             req.map(|b| Body::new(Deadline::new(b, read_timeout, "reading the request body")));
         let inv = Invocation {
             id: id.clone(),
-            call_id: call_id.clone(),
+            call_id: Some(call_id.clone()),
             request,
             context: LambdaContext::default(),
             budget,
             log_tail: false,
+            typed_result: false,
         };
         // rapid's own refusals carry the call headers too, and count with their status.
         let reply = match self.function.sandbox.submit(inv).await {
@@ -162,7 +170,7 @@ impl OpenFaas {
             Err(e) => {
                 let r = failure(&e);
                 guard.code = r.status().as_u16();
-                return with_call_headers(r, &call_id, &id, guard.start);
+                return with_call_headers(r, &call_id, guard.start);
             }
         };
         let Reply { outcome, .. } = reply;
@@ -173,7 +181,12 @@ impl OpenFaas {
                 } else {
                     Outcome::Success
                 });
-                (r.status, r.headers, Body::new(InvokeBody::raw(r.body)))
+                let body = match r.body {
+                    ReplyBody::Http(b) => b,
+                    ReplyBody::Full(b) => Body::from(b),
+                    chunks => Body::new(InvokeBody::raw(chunks)),
+                };
+                (r.status, r.headers, body)
             }
             Err(e) => {
                 match &e {
@@ -197,17 +210,14 @@ impl OpenFaas {
         let mut r = Response::new(Body::new(body));
         *r.status_mut() = status;
         *r.headers_mut() = headers;
-        with_call_headers(r, &call_id, &id, start)
+        with_call_headers(r, &call_id, start)
     }
 }
 
-fn with_call_headers(mut r: Response, call_id: &str, id: &RequestId, start: Instant) -> Response {
+fn with_call_headers(mut r: Response, call_id: &str, start: Instant) -> Response {
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(call_id) {
         h.insert("x-call-id", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
-        h.entry("x-amzn-requestid").or_insert(v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("{:.6}", start.elapsed().as_secs_f64())) {
         h.insert("x-duration-seconds", v);

@@ -200,5 +200,6 @@ impl Engine {
             cur.invoke_timeout_ms = init.invoke_timeout_ms;
         }
         cur.environment = init.environment;
+        self.arn = self.cfg.function.arn_of(&self.init.function_name);
     }
 }

@@ -15,6 +15,7 @@ mod environment;
 mod errors;
 mod init;
 mod invoke;
+mod memory;
 mod phase;
 mod restore;
 mod teardown;
@@ -141,15 +142,19 @@ pub struct Engine {
     sealed_invoke_done: bool,
     /// The parameters of the next init (from the configuration, or a control-API Init).
     init: Init,
+    /// The function ARN of `init`, as the runtime is told it.
+    arn: String,
     /// The last typed results, for `GET /v1/state`.
     last_init: Option<InitResult>,
     last_invoke: Option<InvokeResult>,
     /// A Shutdown completed; later commands are refused.
     shut_down: bool,
-    /// Last peak-memory reading for telemetry reports: (pid, when, KiB).
-    memory_reading: std::cell::Cell<Option<(i32, Instant, u64)>>,
+    /// The runtime's peak memory, read off the invoke path.
+    memory: Arc<memory::PeakMemory>,
     /// Where the sandbox's health goes.
     health: tokio::sync::watch::Sender<Health>,
+    /// The health last sent there.
+    announced: Option<Health>,
     /// Counters for the metrics front.
     stats: Arc<Stats>,
     /// When the engine started.
@@ -223,11 +228,13 @@ impl Engine {
                 suppressed: false,
                 environment: Default::default(),
             },
+            arn: cfg.function.arn(),
             last_init: None,
             last_invoke: None,
             shut_down: false,
-            memory_reading: std::cell::Cell::new(None),
+            memory: Arc::default(),
             health,
+            announced: None,
             stats,
             born: Instant::now(),
             invokes_served: 0,
@@ -235,13 +242,15 @@ impl Engine {
         }
     }
 
-    fn announce_health(&self) {
+    /// Publish the phase's health when it changed (checked every turn of
+    /// the loop, so the comparison is with the last one sent, not the watch).
+    fn announce_health(&mut self) {
         let now = self.phase.health();
-        self.health.send_if_modified(|h| {
-            let changed = *h != now;
-            *h = now;
-            changed
-        });
+        if self.announced.as_ref() == Some(&now) {
+            return;
+        }
+        self.health.send_replace(now.clone());
+        self.announced = Some(now);
     }
 
     /// Run until shutdown: eager init (or wait for a platform's Init), then

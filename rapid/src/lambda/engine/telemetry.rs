@@ -108,23 +108,9 @@ impl Engine {
             .map_or(0, |p| self.peak_kib(p.pid).div_ceil(1024))
     }
 
-    /// The runtime tree's peak memory, re-read from /proc at most every 20 ms
-    /// (VmHWM only grows, and reading /proc per invoke would cost more than
-    /// the invoke).
+    /// The runtime tree's peak memory, KiB (see `memory.rs`).
     fn peak_kib(&self, pid: i32) -> u64 {
-        let now = std::time::Instant::now();
-        match self.memory_reading.get() {
-            Some((p, at, kib))
-                if p == pid && now.duration_since(at) < Duration::from_millis(20) =>
-            {
-                kib
-            }
-            _ => {
-                let kib = self.procs.peak_kib(pid);
-                self.memory_reading.set(Some((pid, now, kib)));
-                kib
-            }
-        }
+        self.memory.kib(pid, &self.procs)
     }
 
     pub(super) fn emit_extension(&self, name: &str) {
