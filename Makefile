@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test test-vm bench bench-core bench-watchdog bench-compare lint fmt clean
+.PHONY: all build run test test-vm bench bench-core bench-watchdog bench-pool bench-compare lint fmt clean
 
 all: build
 
@@ -37,11 +37,16 @@ test-container:
 	bash container/test-container.sh
 
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
-bench: bench-core bench-watchdog
+bench: bench-core bench-watchdog bench-pool
 
 bench-core:
 	$(CARGO) build --release --workspace --bins
 	./target/release/rapid-bench --rapid ./target/release/rapid --function ./target/release/echo-function --stream-function ./target/release/fx-stream --out docs/benchmarks.md
+
+## make bench-pool: the pool of sandboxes (--concurrency, one-shot standby, RSS per sandbox, cold start on demand)
+bench-pool:
+	$(CARGO) build --release --workspace --bins
+	./target/release/rapid-bench pool --rapid ./target/release/rapid --function ./target/release/echo-function --sleeper ./target/release/fx-lambda --out docs/benchmarks.md
 
 ## make bench-watchdog: the watchdog modes with wrk (installed with apt-get when missing)
 bench-watchdog:

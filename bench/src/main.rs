@@ -11,6 +11,7 @@
 mod client;
 mod compare;
 mod floor;
+mod pool;
 mod procs;
 mod report;
 mod watchdog;
@@ -105,6 +106,7 @@ fn main() -> ExitCode {
         }
         Some("watchdog") => return watchdog_main(raw),
         Some("compare") => return compare_main(raw),
+        Some("pool") => return pool_main(raw),
         Some("extension") => {
             let name = raw.next().unwrap_or_else(|| "bench-ext".into());
             let port = raw.next().and_then(|p| p.parse().ok());
@@ -246,6 +248,60 @@ fn compare_main(mut args: impl Iterator<Item = String>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("rapid-bench compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const POOL_USAGE: &str = "usage: rapid-bench pool --rapid PATH --function PATH --sleeper PATH [--out FILE] [--quick]
+  --function: the echo function; --sleeper: a function that answers {\"sleep_ms\":N} after N ms (target/release/fx-lambda)";
+
+/// `rapid-bench pool`: the pool's figures (see `pool.rs`).
+fn pool_main(mut args: impl Iterator<Item = String>) -> ExitCode {
+    let mut get = std::collections::HashMap::new();
+    let mut quick = false;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--rapid" | "--function" | "--sleeper" | "--out" => {
+                if let Some(v) = args.next() {
+                    get.insert(a, v);
+                }
+            }
+            other => {
+                eprintln!("rapid-bench pool: unknown argument {other:?}\n{POOL_USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let path = |k: &str| get.get(k).map(PathBuf::from);
+    let (Some(rapid), Some(function), Some(sleeper)) =
+        (path("--rapid"), path("--function"), path("--sleeper"))
+    else {
+        eprintln!("{POOL_USAGE}");
+        return ExitCode::from(2);
+    };
+    let o = pool::Opts {
+        rapid,
+        function,
+        sleeper,
+        out: path("--out"),
+        quick,
+    };
+    match pool::run(&o) {
+        Ok(text) => {
+            println!("{text}");
+            if let Some(out) = &o.out {
+                if let Err(e) = report::write_section(out, "pool", &text) {
+                    eprintln!("rapid-bench: cannot write {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("rapid-bench: wrote {}", out.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rapid-bench pool: {e}");
             ExitCode::FAILURE
         }
     }

@@ -21,6 +21,7 @@ mod lambda;
 mod net;
 mod output;
 pub mod parse;
+mod pool;
 mod process;
 mod sandbox;
 mod scratch;

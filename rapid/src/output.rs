@@ -54,7 +54,8 @@ const COALESCE: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct Queue {
-    msgs: Vec<Msg>,
+    /// Messages and the sandbox channel each came from.
+    msgs: Vec<(u16, Msg)>,
     /// The writer waits on the condvar and must be woken.
     sleeping: bool,
 }
@@ -70,6 +71,8 @@ struct Shared {
 pub struct Output {
     shared: Arc<Shared>,
     telemetry: Arc<Hub>,
+    /// Which sandbox's output this handle carries (each keeps its own log tail).
+    channel: u16,
 }
 
 /// Whose output a pipe carries.
@@ -98,12 +101,26 @@ impl Output {
         std::thread::Builder::new()
             .name("rapid-stdout".into())
             .spawn(move || Writer::default().run(&s, sink))?;
-        Ok(Output { shared, telemetry })
+        Ok(Output {
+            shared,
+            telemetry,
+            channel: 0,
+        })
+    }
+
+    /// A handle for another sandbox of a pool: the same stdout, its own log
+    /// tail (`channel`) and its own telemetry subscribers.
+    pub fn for_sandbox(&self, channel: u16, telemetry: Arc<Hub>) -> Output {
+        Output {
+            shared: self.shared.clone(),
+            telemetry,
+            channel,
+        }
     }
 
     fn send(&self, m: Msg) {
         let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-        q.msgs.push(m);
+        q.msgs.push((self.channel, m));
         if std::mem::take(&mut q.sleeping) {
             drop(q);
             self.shared.wake.notify_one();
@@ -272,7 +289,8 @@ impl TailBuf {
 
 #[derive(Default)]
 struct Writer {
-    capture: Option<TailBuf>,
+    /// The log tails being kept, by channel.
+    capture: Vec<(u16, TailBuf)>,
     /// Last memory reading: (pid, when, peak KiB).
     memory: Option<(i32, std::time::Instant, u64)>,
 }
@@ -311,8 +329,8 @@ impl Writer {
                 }
                 std::mem::swap(&mut batch, &mut q.msgs);
             }
-            for m in batch.drain(..) {
-                self.handle(&mut w, m);
+            for (channel, m) in batch.drain(..) {
+                self.handle(&mut w, channel, m);
             }
             let _ = w.flush();
             std::thread::sleep(COALESCE);
@@ -337,35 +355,39 @@ impl Writer {
         }
     }
 
-    fn emit(&mut self, w: &mut impl Write, data: &[u8], end_of_line: bool) {
+    fn emit(&mut self, w: &mut impl Write, channel: u16, data: &[u8], end_of_line: bool) {
         let _ = w.write_all(data);
         if end_of_line {
             let _ = w.write_all(b"\n");
         }
-        if let Some(c) = self.capture.as_mut() {
+        if let Some((_, c)) = self.capture.iter_mut().find(|(ch, _)| *ch == channel) {
             c.push(data, end_of_line);
         }
     }
 
-    fn handle(&mut self, w: &mut impl Write, m: Msg) {
+    fn handle(&mut self, w: &mut impl Write, channel: u16, m: Msg) {
         match m {
-            Msg::Bytes { data, end_of_line } => self.emit(w, &data, end_of_line),
+            Msg::Bytes { data, end_of_line } => self.emit(w, channel, &data, end_of_line),
             Msg::Start { id, version } => {
                 let line = format!("START RequestId: {id} Version: {version}");
-                self.emit(w, line.as_bytes(), true);
+                self.emit(w, channel, line.as_bytes(), true);
             }
             Msg::End { id } => {
                 let line = format!("END RequestId: {id}");
-                self.emit(w, line.as_bytes(), true);
+                self.emit(w, channel, line.as_bytes(), true);
             }
             Msg::Report(r) => {
                 let peak = r.runtime_pid.map(|pid| self.peak_kib(pid)).unwrap_or(0);
                 let line = report_text(&r, peak);
-                self.emit(w, line.as_bytes(), true);
+                self.emit(w, channel, line.as_bytes(), true);
             }
-            Msg::CaptureStart => self.capture = Some(TailBuf::default()),
+            Msg::CaptureStart => {
+                self.capture.retain(|(ch, _)| *ch != channel);
+                self.capture.push((channel, TailBuf::default()));
+            }
             Msg::CaptureTake(to) => {
-                let c = self.capture.take().unwrap_or_default();
+                let i = self.capture.iter().position(|(ch, _)| *ch == channel);
+                let c = i.map(|i| self.capture.swap_remove(i).1).unwrap_or_default();
                 let _ = to.send(c.last().to_vec());
             }
         }
@@ -422,10 +444,12 @@ mod tests {
     fn tail_keeps_the_last_bytes() {
         let mut w = Writer::default();
         let mut sink = Vec::new();
-        w.handle(&mut sink, Msg::CaptureStart);
+        w.handle(&mut sink, 0, Msg::CaptureStart);
+        w.handle(&mut sink, 1, Msg::CaptureStart);
         for i in 0..2000 {
             w.handle(
                 &mut sink,
+                i % 2,
                 Msg::Bytes {
                     data: format!("line {i}").into_bytes(),
                     end_of_line: true,
@@ -433,11 +457,15 @@ mod tests {
             );
         }
         let (tx, mut rx) = oneshot::channel();
-        w.handle(&mut sink, Msg::CaptureTake(tx));
+        w.handle(&mut sink, 1, Msg::CaptureTake(tx));
         let tail = rx.try_recv().unwrap();
         assert_eq!(tail.len(), TAIL_BYTES);
         assert!(tail.ends_with(b"line 1999\n"));
+        assert!(
+            !String::from_utf8_lossy(&tail).contains("line 1998"),
+            "channel 0's lines are not in channel 1's tail"
+        );
         assert!(sink.ends_with(b"line 1999\n"));
-        assert!(w.capture.is_none());
+        assert_eq!(w.capture.len(), 1, "channel 0 still keeps its tail");
     }
 }

@@ -61,7 +61,7 @@ fn version() {
 #[test]
 fn invalid_values_are_start_up_errors_naming_the_value() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (&[], &[("AWS_LAMBDA_FUNCTION_TIMEOUT", "abc")], "abc"),
         (&["--timeout", "0"], &[], "'0'"),
         (
@@ -69,7 +69,13 @@ fn invalid_values_are_start_up_errors_naming_the_value() {
             &[],
             "nowhere",
         ),
-        (&["--max-queue", "0"], &[], "0"),
+        (&["--max-queue", "1000001"], &[], "1000001"),
+        (&["--concurrency", "0"], &[], "0"),
+        (
+            &["--concurrency", "2", "--min-warm", "3"],
+            &[],
+            "--min-warm 3",
+        ),
         (&[], &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")], "lots"),
     ];
     for (args, env, needle) in cases {

@@ -29,10 +29,12 @@ use crate::config::{BackendConfig, Config, DrainPolicy, Fronts};
 use crate::fronts::metrics::Metrics;
 use crate::fronts::openfaas::OpenFaas;
 use crate::fronts::{self, Drain};
+use crate::lambda::LambdaConfig;
 use crate::net::{bind, BindError};
 use crate::output::Output;
+use crate::pool::Pool;
 use crate::process::ProcessSandbox;
-use crate::sandbox::{Command, FunctionTable, Sandbox, Stats};
+use crate::sandbox::{Command, FunctionTable, Member, Sandbox, Scaling, Stats};
 use crate::supervisor::Reaper;
 
 /// Exit codes of the `rapid` binary.
@@ -116,10 +118,13 @@ impl Listeners {
 }
 
 /// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum StartError {
     /// Its listener could not be bound (exit code 3).
+    #[error("{0}")]
     Bind(BindError),
     /// Anything else (exit code 4).
+    #[error("{0}")]
     Setup(String),
 }
 
@@ -127,7 +132,6 @@ pub(crate) enum StartError {
 pub(crate) struct Plumbing {
     pub reaper: Arc<Reaper>,
     pub out: Output,
-    pub hub: Arc<crate::telemetry_hub::Hub>,
 }
 
 /// Run rapid until it is told to stop. Must run inside a current-thread
@@ -138,23 +142,13 @@ pub async fn run(cfg: Config) -> ExitCode {
         backend,
         fronts,
         drain,
+        scaling,
         ..
     } = cfg;
     let openfaas_primary = matches!(backend, BackendConfig::Process(_));
     let start = move |p: Plumbing| async move {
         let sandbox: Arc<dyn Sandbox> = match backend {
-            BackendConfig::Lambda(l) => {
-                let deps = crate::lambda::Deps {
-                    procs: p.reaper,
-                    out: p.out,
-                    hub: p.hub,
-                };
-                Arc::new(
-                    crate::lambda::start(*l, deps)
-                        .await
-                        .map_err(StartError::Bind)?,
-                )
-            }
+            BackendConfig::Lambda(l) => Arc::new(start_pool(*l, scaling, p).await?),
             BackendConfig::Process(cfg) => {
                 let stats = Arc::new(Stats::default());
                 let backend = crate::process::backend_for(
@@ -173,6 +167,52 @@ pub async fn run(cfg: Config) -> ExitCode {
         Ok(sandbox)
     };
     run_sandbox(function, fronts, drain, openfaas_primary, start).await
+}
+
+/// The function's pool of Lambda sandboxes. Sandbox 0 keeps the configured
+/// Runtime API address (and is started here, so that a bind failure stops
+/// rapid with its exit code); the others listen on free ports of the same
+/// loopback. With several sandboxes each gets `<scratch-dir>/<n>/`. Each has
+/// its own telemetry subscribers and log tail.
+async fn start_pool(cfg: LambdaConfig, scaling: Scaling, p: Plumbing) -> Result<Pool, StartError> {
+    let cfg = Arc::new(cfg);
+    let pooled = scaling.concurrency > 1;
+    let make = move |index: usize| {
+        let mut c = LambdaConfig::clone(&cfg);
+        // The pool admits one invocation at a time to a sandbox.
+        c.max_queue = 0;
+        if index > 0 {
+            c.runtime_api_address = SocketAddr::new(c.runtime_api_address.ip(), 0);
+        }
+        if pooled {
+            c.scratch_dir = c.scratch_dir.map(|d| d.join(index.to_string()));
+        }
+        let hub = crate::telemetry_hub::Hub::new();
+        let deps = crate::lambda::Deps {
+            procs: p.reaper.clone(),
+            out: p.out.for_sandbox(index as u16, hub.clone()),
+            hub,
+        };
+        async move {
+            if let Some(d) = &c.scratch_dir {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| StartError::Setup(format!("scratch dir {}: {e}", d.display())))?;
+            }
+            let sandbox = crate::lambda::start(c, deps)
+                .await
+                .map_err(StartError::Bind)?;
+            Ok::<_, StartError>(Arc::new(sandbox) as Arc<dyn Member>)
+        }
+    };
+    let first = match scaling.min_warm {
+        0 => None,
+        _ => Some(make(0).await?),
+    };
+    let factory: crate::pool::Factory = Arc::new(move |index: usize| {
+        let started = make(index);
+        Box::pin(async move { started.await.map_err(|e| e.to_string()) })
+    });
+    Ok(Pool::start(scaling, interop::MAX_PAYLOAD, factory, first))
 }
 
 /// Start a process sandbox over `backend`.
@@ -217,7 +257,7 @@ where
         Err(e) => return setup_failed(format!("cannot install the SIGCHLD handler: {e}")),
     };
     let hub = crate::telemetry_hub::Hub::new();
-    let out = match Output::start(hub.clone()) {
+    let out = match Output::start(hub) {
         Ok(o) => o,
         Err(e) => return setup_failed(format!("cannot start the output thread: {e}")),
     };
@@ -226,13 +266,13 @@ where
         Err(e) => return bind_failed(&e),
     };
     let started = tokio::time::Instant::now();
-    let sandbox = match start(Plumbing { reaper, out, hub }).await {
+    let sandbox = match start(Plumbing { reaper, out }).await {
         Ok(s) => s,
         Err(StartError::Bind(e)) => return bind_failed(&e),
         Err(StartError::Setup(why)) => return setup_failed(why),
     };
     let table = FunctionTable::single(function.clone(), sandbox.clone());
-    let served = serve_fronts(&fronts, table, listeners);
+    let served = serve_fronts(&fronts, table, listeners, !openfaas_primary);
     tracing::info!(
         invoke_api = ?fronts.invoke,
         watchdog_front = ?fronts.openfaas.as_ref().map(|f| f.address),
@@ -268,7 +308,7 @@ struct Served {
     connections: Arc<Gauge>,
 }
 
-fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners) -> Served {
+fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool) -> Served {
     let drain = Drain::default();
     let connections = Arc::new(Gauge::default());
     let opts = |read_timeout: Option<Duration>| Options {
@@ -278,7 +318,12 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners) -> Served {
         ..Options::default()
     };
     let in_flight = Arc::new(Gauge::default());
-    let metrics = Metrics::new(table.clone(), in_flight.clone());
+    let metrics = Metrics::new(
+        table.clone(),
+        in_flight.clone(),
+        pools,
+        fronts.openfaas.is_some(),
+    );
     if let Some(listener) = l.metrics {
         tokio::spawn(serve_with(
             listener,

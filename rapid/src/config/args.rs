@@ -50,15 +50,58 @@ pub struct Args {
     #[arg(long, env = "RAPID_INIT_TIMEOUT", default_value = "10", value_parser = parse_duration, value_name = "DURATION")]
     pub init_timeout: Duration,
 
-    /// Invokes that may wait while one runs; past this the Invoke API answers 429.
+    /// Invokes that may wait for a busy sandbox; past this the Invoke API
+    /// answers 429 TooManyRequestsException. 0: AWS's behaviour, an invoke
+    /// beyond --concurrency is throttled at once (Reason:
+    /// ReservedFunctionConcurrentInvocationLimitExceeded).
     #[arg(
         long,
         env = "RAPID_MAX_QUEUE",
         default_value_t = 1024,
-        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000),
         value_name = "N"
     )]
     pub max_queue: u32,
+
+    /// Event (asynchronous) invokes that may wait, in their own queue as on
+    /// AWS; past this: 429.
+    #[arg(
+        long,
+        env = "RAPID_MAX_EVENT_QUEUE",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000),
+        value_name = "N"
+    )]
+    pub max_event_queue: u32,
+
+    /// Sandboxes of the function: up to N execution environments (a runtime
+    /// and its extensions each, with its own Runtime API on loopback) serve N
+    /// invokes at once. An invoke takes an idle warm sandbox (the most
+    /// recently used), else starts one (a cold start), else waits.
+    #[arg(
+        long,
+        env = "RAPID_CONCURRENCY",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=1024),
+        value_name = "N"
+    )]
+    pub concurrency: u32,
+
+    /// Sandboxes initialised at start and kept warm (provisioned
+    /// concurrency; at most --concurrency). 0: the first invoke starts one.
+    #[arg(
+        long,
+        env = "RAPID_MIN_WARM",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(0..=1024),
+        value_name = "K"
+    )]
+    pub min_warm: u32,
+
+    /// Shut down sandboxes (beyond --min-warm) idle longer than this
+    /// (SHUTDOWN reason SPINDOWN to their extensions) [default: never].
+    #[arg(long, env = "RAPID_IDLE_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Option<Duration>,
 
     /// Function name (also accepted in the Invoke API path besides "function").
     #[arg(

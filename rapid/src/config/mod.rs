@@ -21,7 +21,7 @@ use crate::fronts::openfaas::OpenFaasConfig;
 use crate::lambda::{InitCaching, LambdaConfig, Lifecycle};
 use crate::parse;
 use crate::process::{LogStyle, ProcessConfig, ProcessKind, Program, Style};
-use crate::sandbox::{FunctionId, OneShot};
+use crate::sandbox::{FunctionId, OneShot, Order, Scaling};
 use crate::supervisor::vm_init::Machine;
 
 /// Where rapid looks for a bootstrap when none is given, in order.
@@ -95,6 +95,8 @@ pub struct Config {
     pub init_mode: bool,
     /// What init mode prepares.
     pub machine: Machine,
+    /// Lambda mode: the function's sandboxes.
+    pub scaling: Scaling,
 }
 
 /// A configuration that cannot run.
@@ -129,6 +131,23 @@ pub enum ConfigError {
     /// The front and the metrics endpoint collide.
     #[error("--metrics-port {0} is the port of the watchdog front")]
     MetricsPortClash(u16),
+    /// The metrics endpoint and the Invoke API collide.
+    #[error("--metrics-port {0} is the port of the Invoke API")]
+    MetricsPortIsInvoke(u16),
+    /// More warm sandboxes than the concurrency allows.
+    #[error("--min-warm {min_warm} is more than --concurrency {concurrency}")]
+    MinWarmAboveConcurrency {
+        /// Asked for.
+        min_warm: u32,
+        /// The bound.
+        concurrency: u32,
+    },
+    /// One invoke then exit, with several sandboxes.
+    #[error("--one-shot=exit serves one invoke and exits: it takes --concurrency 1, not {0}")]
+    OneShotExitWithPool(u32),
+    /// A platform-driven pool with nothing to initialise.
+    #[error("--min-warm 0 with --control-api-address: a platform's Init needs a sandbox to initialise (give --min-warm 1 or more)")]
+    PlatformNeedsWarm,
 }
 
 /// Decide what to run from the positional arguments.
@@ -234,7 +253,7 @@ fn front_addresses(w: &WatchdogArgs) -> Result<(SocketAddr, Option<SocketAddr>),
     let address = w
         .watchdog_address
         .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), w.port));
-    let metrics = match w.metrics_port {
+    let metrics = match w.metrics_port.unwrap_or(8081) {
         0 => None,
         p if p == address.port() => return Err(ConfigError::MetricsPortClash(p)),
         p => Some(SocketAddr::new(address.ip(), p)),
@@ -318,6 +337,7 @@ impl Config {
             address,
             token: token.clone(),
         });
+        let scaling = scaling(&args, control.is_some() && w.mode == Mode::Lambda)?;
         let (backend, fronts, drain) = if w.mode == Mode::Lambda {
             let openfaas = match w.watchdog_address {
                 None => None,
@@ -353,10 +373,7 @@ impl Config {
                 },
             };
             let fronts = Fronts {
-                invoke: Some(
-                    args.runtime_interface_emulator_address
-                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
-                ),
+                invoke: Some(invoke_address(&args)),
                 control,
                 openfaas: openfaas.map(|(address, _)| OpenFaasFront {
                     address,
@@ -366,7 +383,10 @@ impl Config {
                         ..openfaas_config(w)
                     },
                 }),
-                metrics: openfaas.and_then(|(_, m)| m),
+                metrics: match openfaas {
+                    Some((_, m)) => m,
+                    None => lambda_metrics(w.metrics_port, invoke_address(&args))?,
+                },
             };
             let drain = DrainPolicy {
                 in_flight: Duration::ZERO,
@@ -386,6 +406,7 @@ impl Config {
             backend,
             fronts,
             drain,
+            scaling,
             init_mode: args.init,
             machine: Machine {
                 hostname: args.hostname.clone(),
@@ -394,6 +415,52 @@ impl Config {
             },
         })
     }
+}
+
+/// The Invoke API's address in lambda mode.
+fn invoke_address(args: &Args) -> SocketAddr {
+    args.runtime_interface_emulator_address
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080)))
+}
+
+/// Lambda mode's metrics endpoint: only when a port is given.
+fn lambda_metrics(
+    port: Option<u16>,
+    invoke: SocketAddr,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    match port {
+        None | Some(0) => Ok(None),
+        Some(p) if p == invoke.port() => Err(ConfigError::MetricsPortIsInvoke(p)),
+        Some(p) => Ok(Some(SocketAddr::new(invoke.ip(), p))),
+    }
+}
+
+/// The pool's shape, checked.
+fn scaling(args: &Args, platform_driven: bool) -> Result<Scaling, ConfigError> {
+    if args.min_warm > args.concurrency {
+        return Err(ConfigError::MinWarmAboveConcurrency {
+            min_warm: args.min_warm,
+            concurrency: args.concurrency,
+        });
+    }
+    if args.concurrency > 1 && args.one_shot == Some(OneShotArg::Exit) {
+        return Err(ConfigError::OneShotExitWithPool(args.concurrency));
+    }
+    if platform_driven && args.min_warm == 0 {
+        return Err(ConfigError::PlatformNeedsWarm);
+    }
+    Ok(Scaling {
+        concurrency: args.concurrency as usize,
+        min_warm: args.min_warm as usize,
+        max_queue: args.max_queue as usize,
+        max_event_queue: args.max_event_queue as usize,
+        idle_timeout: args.idle_timeout.filter(|d| !d.is_zero()),
+        order: if args.one_shot.is_some() {
+            Order::LeastRecent
+        } else {
+            Order::MostRecent
+        },
+    })
 }
 
 /// Credentials for a restored runtime: from `AWS_ACCESS_KEY_ID` and
@@ -495,7 +562,11 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::ValueValidation);
         assert!(e.to_string().contains("'soon'"), "{e}");
         assert_eq!(
-            refused(&["--max-queue", "0"]).kind(),
+            refused(&["--max-queue", "1000001"]).kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            refused(&["--concurrency", "0"]).kind(),
             ErrorKind::ValueValidation
         );
     }

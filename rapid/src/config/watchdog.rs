@@ -118,14 +118,13 @@ pub struct WatchdogArgs {
     #[arg(long, env = "RAPID_WATCHDOG_ADDRESS", value_name = "HOST:PORT")]
     pub watchdog_address: Option<SocketAddr>,
 
-    /// Port of the Prometheus /metrics endpoint (same host as the front; 0 = off).
-    #[arg(
-        long,
-        env = "metrics_port",
-        default_value_t = 8081,
-        value_name = "PORT"
-    )]
-    pub metrics_port: u16,
+    /// Port of the Prometheus /metrics endpoint, same host as the front
+    /// (0 = off) [default: 8081 in the watchdog modes; off in lambda mode,
+    /// so that the RIE drop-in stays one port]. In lambda mode it also
+    /// serves the pool's metrics: sandboxes, concurrency in use, queue
+    /// depth, cold starts, throttles, invokes, durations.
+    #[arg(long, env = "metrics_port", value_name = "PORT")]
+    pub metrics_port: Option<u16>,
 
     /// On SIGTERM: how long /_/health and /_/ready answer 503 while requests are
     /// still served, so that the orchestrator stops routing (default: write_timeout).

@@ -40,7 +40,9 @@ pub fn error_json(status: StatusCode, error_type: ErrorType, message: impl Into<
 /// are answered `200` + `X-Amz-Function-Error`.
 pub fn service_status(e: &InvokeError) -> Option<StatusCode> {
     match e {
-        InvokeError::QueueFull { .. } => Some(StatusCode::TOO_MANY_REQUESTS),
+        InvokeError::QueueFull { .. } | InvokeError::Throttled => {
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        }
         InvokeError::TooLarge { .. } => Some(StatusCode::PAYLOAD_TOO_LARGE),
         InvokeError::Unavailable(_) => Some(StatusCode::SERVICE_UNAVAILABLE),
         InvokeError::BadRequest(_) => Some(StatusCode::BAD_REQUEST),
@@ -50,10 +52,23 @@ pub fn service_status(e: &InvokeError) -> Option<StatusCode> {
 
 /// A refusal as a service error.
 pub fn refusal(status: StatusCode, e: &InvokeError) -> Answer {
-    if let InvokeError::QueueFull { .. } = e {
-        tracing::info!("invoke rejected: queue full");
+    match e {
+        InvokeError::QueueFull { .. } => tracing::info!("invoke rejected: queue full"),
+        InvokeError::Throttled => tracing::info!("invoke throttled: every sandbox is busy"),
+        _ => {}
     }
-    error_json(status, e.error_type(), e.to_string())
+    let Some(reason) = e.reason() else {
+        return error_json(status, e.error_type(), e.to_string());
+    };
+    let body = serde_json::json!({
+        "errorMessage": e.to_string(),
+        "errorType": e.error_type(),
+        "Reason": reason,
+    });
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body_or_500(InvokeBody::Full(Some(body.to_string().into())))
 }
 
 /// A function's failure: its error document, marked `Unhandled`.

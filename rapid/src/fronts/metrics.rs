@@ -56,26 +56,7 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
-/// How a call that reached the function ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The function answered.
-    Success,
-    /// The function failed (an error, a 5xx, an unreachable upstream).
-    Error,
-    /// The call ran past its budget.
-    Timeout,
-}
-
-impl Outcome {
-    fn label(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Error => "error",
-            Outcome::Timeout => "timeout",
-        }
-    }
-}
+pub use crate::sandbox::Outcome;
 
 type Durations = Family<HttpLabels, Histogram, fn() -> Histogram>;
 
@@ -138,12 +119,20 @@ impl Collector for Resets {
 
 impl Metrics {
     /// The registry over `table`'s sandboxes; `in_flight` is the OpenFaaS
-    /// front's count of requests being served.
-    pub fn new(table: FunctionTable, in_flight: Arc<Gauge>) -> Arc<Metrics> {
+    /// front's count of requests being served. `pools`: lambda mode, with
+    /// the pool's metrics per function; their `rapid_invokes{function,outcome}`
+    /// replaces the front's `rapid_invokes{outcome}` unless the OpenFaaS
+    /// front is on (`front`), whose count it stays.
+    pub fn new(
+        table: FunctionTable,
+        in_flight: Arc<Gauge>,
+        pools: bool,
+        front: bool,
+    ) -> Arc<Metrics> {
         let requests = Family::<HttpLabels, Counter>::default();
         let durations: Durations = Family::new_with_constructor(histogram);
         let family = Family::<OutcomeLabels, Counter>::default();
-        let invokes = [Outcome::Success, Outcome::Error, Outcome::Timeout].map(|o| {
+        let invokes = Outcome::ALL.map(|o| {
             family
                 .get_or_create(&OutcomeLabels { outcome: o.label() })
                 .clone()
@@ -160,11 +149,19 @@ impl Metrics {
             durations.clone(),
         );
         registry.register_collector(Box::new(InFlight(in_flight)));
-        registry.register(
-            "rapid_invokes",
-            "Calls that reached the function, by outcome",
-            family,
-        );
+        if pools {
+            registry.register_collector(Box::new(super::pool_metrics::PoolMetrics {
+                table: table.clone(),
+                invokes: !front,
+            }));
+        }
+        if front || !pools {
+            registry.register(
+                "rapid_invokes",
+                "Calls that reached the function, by outcome",
+                family,
+            );
+        }
         registry.register_collector(Box::new(Resets(table)));
         Arc::new(Metrics {
             requests,
@@ -199,12 +196,7 @@ impl Metrics {
 
     /// A call reached the function and ended with `outcome`.
     pub fn invoked(&self, outcome: Outcome) {
-        let i = match outcome {
-            Outcome::Success => 0,
-            Outcome::Error => 1,
-            Outcome::Timeout => 2,
-        };
-        self.invokes[i].inc();
+        self.invokes[outcome as usize].inc();
     }
 
     /// The exposition text.
@@ -255,7 +247,7 @@ mod tests {
     #[test]
     fn exposition() {
         let in_flight = Arc::new(Gauge::default());
-        let m = Metrics::new(FunctionTable::default(), in_flight.clone());
+        let m = Metrics::new(FunctionTable::default(), in_flight.clone(), false, true);
         m.finished(&Method::POST, 200, Duration::from_millis(3));
         m.finished(&Method::POST, 200, Duration::from_millis(300));
         let custom = Method::from_bytes(b"X-CUSTOM").unwrap();

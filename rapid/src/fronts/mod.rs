@@ -17,5 +17,6 @@ pub mod drain;
 pub mod invoke;
 pub mod metrics;
 pub mod openfaas;
+mod pool_metrics;
 
 pub use drain::Drain;

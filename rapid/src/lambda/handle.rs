@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use http_body_util::BodyExt;
 use interop::{RequestId, MAX_PAYLOAD};
 use runtime_api::{InvokeOutcome, ResponseBody};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::engine::{Command as EngineCommand, InvokeRequest};
 use crate::sandbox::{
-    Admissions, Body, BoxFuture, Budget, Command, CommandReply, ControlError, Health, Invocation,
-    InvokeError, Pending, Reply, ReplyBody, Response, Sandbox, SandboxState, Stats, Unavailable,
+    read_event, Admissions, BoxFuture, Budget, Command, CommandReply, ControlError, Health, Hold,
+    Invocation, InvokeError, Load, Member, Pending, Reply, ReplyBody, Response, Sandbox,
+    SandboxState, Stats, Unavailable,
 };
 
 /// Every Lambda answer names its request.
@@ -57,7 +57,7 @@ impl LambdaSandbox {
         rx.await.ok()
     }
 
-    async fn admit(&self, inv: Invocation) -> Result<Pending, InvokeError> {
+    async fn admit(&self, inv: Invocation, hold: Option<Hold>) -> Result<Pending, InvokeError> {
         if self.queue.is_closed() {
             return Err(InvokeError::Unavailable(Unavailable::ShuttingDown));
         }
@@ -71,7 +71,7 @@ impl LambdaSandbox {
             ..
         } = inv;
         let (parts, body) = request.into_parts();
-        let payload = read_event(body).await?;
+        let payload = read_event(body, MAX_PAYLOAD).await?;
         let header = |name: header::HeaderName| {
             parts
                 .headers
@@ -79,12 +79,11 @@ impl LambdaSandbox {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let admission =
-            self.admissions
-                .try_admit(self.max_queue + 1)
-                .ok_or(InvokeError::QueueFull {
-                    waiting: self.max_queue,
-                })?;
+        let Some(admission) = self.admissions.try_admit(self.max_queue + 1) else {
+            self.stats.throttled();
+            return Err(self.full());
+        };
+        let admission = admission.holding(hold);
         let (reply_tx, reply_rx) = oneshot::channel();
         let (result_tx, result_rx) = if typed_result {
             let (t, r) = oneshot::channel();
@@ -118,55 +117,30 @@ impl LambdaSandbox {
         match self.queue.try_send(request) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                return Err(InvokeError::QueueFull {
-                    waiting: self.max_queue,
-                })
+                self.stats.throttled();
+                return Err(self.full());
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 return Err(InvokeError::Unavailable(Unavailable::ShuttingDown))
             }
         }
-        Ok(Box::pin(answer(id, reply_rx, tail_rx, result_rx)))
+        let stats = self.stats.clone();
+        Ok(Box::pin(async move {
+            let started = std::time::Instant::now();
+            let reply = answer(id, reply_rx, tail_rx, result_rx).await;
+            stats.invoked(reply.outcome_kind(), started.elapsed());
+            reply
+        }))
     }
-}
 
-/// The event: the request body, at most `MAX_PAYLOAD` bytes. A body that
-/// comes in one piece (the Invoke API's) is taken as it is, without a copy.
-async fn read_event(mut body: Body) -> Result<Bytes, InvokeError> {
-    let too_large = || InvokeError::TooLarge {
-        limit: MAX_PAYLOAD,
-        size: None,
-    };
-    let mut first: Option<Bytes> = None;
-    let mut rest: Option<bytes::BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| InvokeError::BadRequest(format!("cannot read the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        match (&mut first, &mut rest) {
-            (None, _) => first = Some(data),
-            (Some(f), None) => {
-                let mut buf = bytes::BytesMut::with_capacity(f.len() + data.len());
-                buf.extend_from_slice(f);
-                buf.extend_from_slice(&data);
-                rest = Some(buf);
-            }
-            (Some(_), Some(buf)) => buf.extend_from_slice(&data),
-        }
-        let len = rest
-            .as_ref()
-            .map_or_else(|| first.as_ref().map_or(0, Bytes::len), |b| b.len());
-        if len > MAX_PAYLOAD {
-            return Err(too_large());
+    /// The refusal when no place is free: with `--max-queue 0`, Lambda's
+    /// throttle; else a full queue.
+    fn full(&self) -> InvokeError {
+        match self.max_queue {
+            0 => InvokeError::Throttled,
+            waiting => InvokeError::QueueFull { waiting },
         }
     }
-    Ok(match (first, rest) {
-        (_, Some(buf)) => buf.freeze(),
-        (Some(f), None) => f,
-        (None, None) => Bytes::new(),
-    })
 }
 
 /// Wait for the runtime's answer (and the log tail, which follows END and
@@ -230,7 +204,7 @@ async fn answer(
 
 impl Sandbox for LambdaSandbox {
     fn submit(&self, inv: Invocation) -> BoxFuture<'_, Result<Pending, InvokeError>> {
-        Box::pin(self.admit(inv))
+        Box::pin(self.admit(inv, None))
     }
 
     fn accepting(&self) -> Result<(), Unavailable> {
@@ -287,10 +261,32 @@ impl Sandbox for LambdaSandbox {
         &self.stats
     }
 
+    fn load(&self) -> Load {
+        let n = self.admissions.outstanding() as u64;
+        let health = self.health.borrow();
+        let starting = u64::from(*health == Health::Starting);
+        Load {
+            starting,
+            idle: u64::from(n == 0 && starting == 0),
+            busy: n.min(1),
+            queued: n.saturating_sub(1),
+        }
+    }
+
     fn finished(&self) -> BoxFuture<'static, ()> {
         let mut rx = self.finished.clone();
         Box::pin(async move {
             let _ = rx.wait_for(|done| *done).await;
         })
+    }
+}
+
+impl Member for LambdaSandbox {
+    fn submit_held(
+        &self,
+        inv: Invocation,
+        hold: Hold,
+    ) -> BoxFuture<'_, Result<Pending, InvokeError>> {
+        Box::pin(self.admit(inv, Some(hold)))
     }
 }

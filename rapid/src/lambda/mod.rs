@@ -23,8 +23,12 @@ use crate::sandbox::{Admissions, Health, Stats};
 
 /// Start a Lambda sandbox: bind and serve its Runtime API, then start its
 /// engine (which initialises at once, or waits for a platform's Init).
-pub async fn start(cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, BindError> {
+/// A port of 0 picks a free one (a pool's further sandboxes).
+pub async fn start(mut cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, BindError> {
     let listener = bind(cfg.runtime_api_address, "Runtime API").await?;
+    if let Ok(addr) = listener.local_addr() {
+        cfg.runtime_api_address = addr;
+    }
     let (rendezvous, events) = Rendezvous::new();
     let api = RuntimeApi::new(
         rendezvous.clone(),

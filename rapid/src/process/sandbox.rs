@@ -399,6 +399,7 @@ impl Sandbox for ProcessSandbox {
             age_ms: inner.born.elapsed().as_millis() as u64,
             last_init: None,
             last_invoke: None,
+            ..SandboxState::default()
         };
         Box::pin(async move { state })
     }

@@ -15,6 +15,10 @@ pub enum InvokeError {
         /// How many may wait.
         waiting: usize,
     },
+    /// Every sandbox of the function is busy and none may wait
+    /// (`--max-queue 0`): Lambda's throttle.
+    #[error("Rate Exceeded.")]
+    Throttled,
     /// The request is larger than the sandbox takes.
     #[error("{}", too_large(*limit, *size))]
     TooLarge {
@@ -68,13 +72,23 @@ impl InvokeError {
     /// The error's kind.
     pub fn error_type(&self) -> ErrorType {
         match self {
-            InvokeError::QueueFull { .. } => ErrorType::TooManyRequestsException,
+            InvokeError::QueueFull { .. } | InvokeError::Throttled => {
+                ErrorType::TooManyRequestsException
+            }
             InvokeError::TooLarge { .. } => ErrorType::RequestEntityTooLargeException,
             InvokeError::Unavailable(_) => ErrorType::ServiceException,
             InvokeError::BadRequest(_) => ErrorType::InvalidRequestContentException,
             InvokeError::TimedOut(e) => e.error_type.clone(),
             InvokeError::Function(e) => e.function_error.error_type.clone(),
             InvokeError::Down(_) => ErrorType::SandboxFailure,
+        }
+    }
+
+    /// AWS's `Reason` of a throttle.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            InvokeError::Throttled => Some("ReservedFunctionConcurrentInvocationLimitExceeded"),
+            _ => None,
         }
     }
 
@@ -164,6 +178,12 @@ mod tests {
             q.to_string(),
             "Rate exceeded: 3 invokes are already waiting (--max-queue)"
         );
+        assert_eq!(InvokeError::Throttled.to_string(), "Rate Exceeded.");
+        assert_eq!(
+            InvokeError::Throttled.reason(),
+            Some("ReservedFunctionConcurrentInvocationLimitExceeded")
+        );
+        assert_eq!(q.reason(), None);
         let t = InvokeError::exec_timeout(Some(Duration::from_millis(700)));
         assert_eq!(t.error_type(), ErrorType::SandboxTimedout);
         assert!(t.to_string().contains("(700ms)"), "{t}");

@@ -18,6 +18,8 @@ mod control;
 mod error;
 mod health;
 mod invocation;
+mod member;
+mod payload;
 mod policy;
 mod reply;
 mod state;
@@ -27,16 +29,18 @@ mod table;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use admission::{Admission, Admissions};
+pub use admission::{Admission, Admissions, Hold};
 pub use axum::body::Body;
 pub use control::{Command, CommandReply};
 pub use error::{ControlError, InvokeError, Unavailable};
 pub use health::Health;
 pub use invocation::{Budget, Invocation, LambdaContext};
-pub use policy::OneShot;
+pub use member::Member;
+pub use payload::read_event;
+pub use policy::{OneShot, Order, Scaling};
 pub use reply::{Reply, ReplyBody, Response};
 pub use state::SandboxState;
-pub use stats::Stats;
+pub use stats::{Load, Outcome, Stats};
 pub use table::{FunctionId, FunctionTable, Resolved};
 
 /// A boxed, sendable future.
@@ -73,6 +77,11 @@ pub trait Sandbox: Send + Sync + 'static {
 
     /// Its counters.
     fn stats(&self) -> &Stats;
+
+    /// How busy it is now (sandboxes and waiting invocations).
+    fn load(&self) -> Load {
+        Load::default()
+    }
 
     /// `/_/ready` answered by the function itself (http mode's ready path).
     fn ready_probe(&self) -> Option<BoxFuture<'_, http::Response<Body>>> {

@@ -6,7 +6,7 @@ use interop::InvokeResult;
 use runtime_api::StreamItem;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Body, InvokeError};
+use super::{Body, InvokeError, Outcome};
 
 /// The reply to one invocation.
 pub struct Reply {
@@ -25,6 +25,15 @@ impl Reply {
             outcome,
             log_tail: None,
             result: None,
+        }
+    }
+
+    /// How it ended, for the counters.
+    pub fn outcome_kind(&self) -> Outcome {
+        match &self.outcome {
+            Ok(r) if r.status.is_success() => Outcome::Success,
+            Err(InvokeError::TimedOut(_)) => Outcome::Timeout,
+            _ => Outcome::Error,
         }
     }
 }

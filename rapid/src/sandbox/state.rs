@@ -33,4 +33,10 @@ pub struct SandboxState {
     pub last_init: Option<InitResult>,
     /// The last invoke's result.
     pub last_invoke: Option<InvokeResult>,
+    /// A pool of several sandboxes: each of them (numbered by `index`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sandboxes: Vec<SandboxState>,
+    /// Its number in its function's pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }

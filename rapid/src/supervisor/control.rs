@@ -23,7 +23,9 @@ pub trait ProcessControl: Send + Sync + 'static {
     fn signal_group(&self, pgid: i32, sig: Signal);
     /// SIGKILL `pid`, its group and every descendant.
     fn kill_tree(&self, pid: i32);
-    /// SIGKILL every child of rapid not in `keep` (orphans of the sandbox).
+    /// SIGKILL every child of rapid not in `keep` (orphans of the sandbox),
+    /// sparing every process rapid started that still runs (other sandboxes'
+    /// runtimes and extensions) and their process groups.
     fn kill_orphans(&self, keep: &[i32]);
     /// Peak memory of `pid`'s process tree, KiB.
     fn peak_kib(&self, pid: i32) -> u64;
@@ -47,7 +49,10 @@ impl ProcessControl for Reaper {
     }
 
     fn kill_orphans(&self, keep: &[i32]) {
-        super::spawn::kill_orphans(keep);
+        let live = self.registered();
+        let mut spare = keep.to_vec();
+        spare.extend_from_slice(&live);
+        super::spawn::kill_orphans(&spare, &live);
     }
 
     fn peak_kib(&self, pid: i32) -> u64 {

@@ -102,6 +102,16 @@ impl Reaper {
             .insert(pid, to);
     }
 
+    /// The processes started and not yet reaped.
+    pub fn registered(&self) -> Vec<i32> {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     fn reap_all(&self) {
         loop {
             let (pid, reason) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {

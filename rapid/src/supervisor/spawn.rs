@@ -144,15 +144,22 @@ pub fn kill_tree(pid: i32) {
     }
 }
 
-/// SIGKILL every child of rapid not in `keep`: orphans of the sandbox that
-/// were re-parented to rapid (PID 1 or child subreaper), and their trees.
-pub fn kill_orphans(keep: &[i32]) {
+/// SIGKILL every child of rapid not in `keep` and not in one of the
+/// process groups `groups`: orphans of the sandbox that were re-parented to
+/// rapid (PID 1 or child subreaper), and their trees. `groups` are the live
+/// process groups of other sandboxes, whose orphans are theirs.
+pub fn kill_orphans(keep: &[i32], groups: &[i32]) {
     let me = std::process::id() as i32;
     for child in super::memory::children(me) {
-        if !keep.contains(&child) {
-            tracing::debug!(pid = child, "killing a leftover process of the sandbox");
-            kill_tree(child);
+        if keep.contains(&child) {
+            continue;
         }
+        let group = nix::unistd::getpgid(Some(Pid::from_raw(child))).map(Pid::as_raw);
+        if group.is_ok_and(|g| groups.contains(&g)) {
+            continue;
+        }
+        tracing::debug!(pid = child, "killing a leftover process of the sandbox");
+        kill_tree(child);
     }
 }
 

@@ -43,7 +43,7 @@ pub(super) fn text(status: StatusCode, message: impl Into<String>) -> Response {
 /// posted its own error document gets it back as JSON.
 fn failure(e: &InvokeError) -> Response {
     let status = match e {
-        InvokeError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+        InvokeError::QueueFull { .. } | InvokeError::Throttled => StatusCode::TOO_MANY_REQUESTS,
         InvokeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         InvokeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         InvokeError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -192,7 +192,9 @@ impl OpenFaas {
                 match &e {
                     InvokeError::TimedOut(_) => self.metrics.invoked(Outcome::Timeout),
                     // Not a call that reached the function.
-                    InvokeError::Unavailable(_) | InvokeError::QueueFull { .. } => {}
+                    InvokeError::Unavailable(_)
+                    | InvokeError::QueueFull { .. }
+                    | InvokeError::Throttled => {}
                     _ => self.metrics.invoked(Outcome::Error),
                 }
                 let (parts, body) = failure(&e).into_parts();

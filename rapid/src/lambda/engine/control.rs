@@ -63,6 +63,7 @@ impl Engine {
             age_ms: self.born.elapsed().as_millis() as u64,
             last_init: self.last_init.clone(),
             last_invoke: self.last_invoke.clone(),
+            ..SandboxState::default()
         }
     }
 

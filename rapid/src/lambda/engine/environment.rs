@@ -52,6 +52,10 @@ pub fn runtime_env(
     if let Some(h) = &init.handler {
         env.insert("_HANDLER".into(), h.clone());
     }
+    if let Some(dir) = &cfg.scratch_dir {
+        // The sandbox's own scratch space.
+        env.insert("TMPDIR".into(), dir.display().to_string());
+    }
     env.insert(
         "AWS_LAMBDA_RUNTIME_API".into(),
         cfg.runtime_api_address.to_string(),

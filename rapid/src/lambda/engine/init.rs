@@ -48,6 +48,7 @@ impl Engine {
             ..self.init.clone()
         };
         let started = Instant::now();
+        self.stats.init();
         let budget = Duration::from_millis(if init.suppressed {
             init.invoke_timeout_ms
         } else {

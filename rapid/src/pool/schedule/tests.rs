@@ -1,0 +1,243 @@
+use super::*;
+
+fn spec(concurrency: usize, max_queue: usize) -> Scaling {
+    Scaling {
+        concurrency,
+        min_warm: 0,
+        max_queue,
+        max_event_queue: 2,
+        idle_timeout: Some(Duration::from_secs(10)),
+        order: Order::MostRecent,
+    }
+}
+
+type S = Schedule<&'static str, u32>;
+
+fn ready(_: &&str) -> bool {
+    true
+}
+
+/// Start a sandbox for a first invocation, and let it finish that one.
+fn warm(s: &mut S, name: &'static str) -> Place {
+    let Arrival::StartAndWait(p) = s.arrive(0, false, ready) else {
+        panic!("a cold start")
+    };
+    let h = s
+        .started(p, name, |_| true)
+        .expect("the waiter is handed over");
+    assert_eq!(h.waiter, 0);
+    assert!(s.release(p, |_| true).is_none(), "nothing else waits");
+    p
+}
+
+#[test]
+fn a_burst_starts_sandboxes_up_to_the_concurrency_then_waits() {
+    let mut s = S::new(spec(2, 1));
+    assert!(matches!(
+        s.arrive(1, false, ready),
+        Arrival::StartAndWait(_)
+    ));
+    assert!(matches!(
+        s.arrive(2, false, ready),
+        Arrival::StartAndWait(_)
+    ));
+    assert!(
+        matches!(s.arrive(3, false, ready), Arrival::Wait),
+        "the queue takes one"
+    );
+    match s.arrive(4, false, ready) {
+        Arrival::Refused(4, InvokeError::QueueFull { waiting: 1 }) => {}
+        _ => panic!("the queue is full"),
+    }
+    assert_eq!(
+        s.load(),
+        Load {
+            starting: 2,
+            idle: 0,
+            busy: 0,
+            queued: 3
+        }
+    );
+}
+
+#[test]
+fn max_queue_zero_throttles_beyond_the_concurrency() {
+    let mut s = S::new(spec(1, 0));
+    let p = warm(&mut s, "a");
+    let Arrival::Run(q, "a", 1) = s.arrive(1, false, ready) else {
+        panic!("the idle sandbox takes it")
+    };
+    assert_eq!((p.index, p.serial), (q.index, q.serial));
+    assert!(matches!(
+        s.arrive(2, false, ready),
+        Arrival::Refused(2, InvokeError::Throttled)
+    ));
+    assert!(
+        matches!(s.arrive(3, true, ready), Arrival::Wait),
+        "an Event waits in its own queue"
+    );
+    let h = s.release(p, |_| true).expect("the Event runs next");
+    assert_eq!(h.waiter, 3);
+}
+
+#[test]
+fn the_most_recently_used_idle_sandbox_is_reused() {
+    let mut s = S::new(spec(3, 5));
+    let a = warm(&mut s, "a");
+    // Two at once: a second sandbox.
+    let Arrival::Run(_, "a", _) = s.arrive(1, false, ready) else {
+        panic!()
+    };
+    let Arrival::StartAndWait(b) = s.arrive(2, false, ready) else {
+        panic!()
+    };
+    s.started(b, "b", |_| true).expect("takes 2");
+    s.release(a, |_| true);
+    s.release(b, |_| true);
+    let Arrival::Run(p, "b", _) = s.arrive(3, false, ready) else {
+        panic!("b became idle last")
+    };
+    assert_eq!((p.index, p.serial), (b.index, b.serial));
+    assert_eq!(s.size(), 2, "no third sandbox while one is idle");
+}
+
+#[test]
+fn least_recent_order_prefers_ready_sandboxes() {
+    let mut s = S::new(Scaling {
+        order: Order::LeastRecent,
+        ..spec(2, 5)
+    });
+    let a = warm(&mut s, "a");
+    let Arrival::Run(..) = s.arrive(1, false, ready) else {
+        panic!()
+    };
+    let Arrival::StartAndWait(b) = s.arrive(2, false, ready) else {
+        panic!()
+    };
+    s.started(b, "b", |_| true);
+    s.release(a, |_| true);
+    s.release(b, |_| true);
+    let Arrival::Run(_, "a", _) = s.arrive(3, false, ready) else {
+        panic!("a has been idle longest")
+    };
+    s.release(a, |_| true);
+    let Arrival::Run(_, "a", _) = s.arrive(4, false, |m: &&str| *m == "a") else {
+        panic!("b is not ready: a, though more recent, takes it")
+    };
+}
+
+#[test]
+fn callers_that_left_are_skipped_and_events_keep_their_place() {
+    let mut s = S::new(spec(1, 5));
+    let p = warm(&mut s, "a");
+    let Arrival::Run(..) = s.arrive(1, false, ready) else {
+        panic!()
+    };
+    assert!(matches!(s.arrive(10, true, ready), Arrival::Wait));
+    assert!(matches!(s.arrive(2, false, ready), Arrival::Wait));
+    assert!(matches!(s.arrive(3, false, ready), Arrival::Wait));
+    let h = s.release(p, |w| *w != 10).expect("next");
+    assert_eq!(
+        h.waiter, 10,
+        "an Event has nobody to leave: it runs first, as it came first"
+    );
+    let h = s.release(p, |w| *w != 2).expect("next");
+    assert_eq!(h.waiter, 3, "2 left");
+    assert!(s.release(p, |_| true).is_none());
+}
+
+#[test]
+fn a_failed_start_fails_the_invocation_nobody_else_takes() {
+    let mut s = S::new(spec(1, 5));
+    let Arrival::StartAndWait(p) = s.arrive(1, false, ready) else {
+        panic!()
+    };
+    assert_eq!(s.start_failed(p), Some(1));
+    assert_eq!(s.size(), 0, "the number is free again");
+    assert!(matches!(
+        s.arrive(2, false, ready),
+        Arrival::StartAndWait(_)
+    ));
+}
+
+#[test]
+fn idle_sandboxes_beyond_min_warm_are_reclaimed_least_recent_first() {
+    let mut s = S::new(Scaling {
+        min_warm: 1,
+        ..spec(3, 5)
+    });
+    let a = warm(&mut s, "a");
+    let Arrival::Run(..) = s.arrive(1, false, ready) else {
+        panic!()
+    };
+    let Arrival::StartAndWait(b) = s.arrive(2, false, ready) else {
+        panic!()
+    };
+    s.started(b, "b", |_| true);
+    s.release(a, |_| true);
+    s.release(b, |_| true);
+    assert!(s.reclaim(Instant::now()).is_empty(), "not idle long enough");
+    let later = Instant::now() + Duration::from_secs(11);
+    let gone = s.reclaim(later);
+    assert_eq!(gone.len(), 1, "one stays: min-warm");
+    assert_eq!(gone[0].1, "a", "a became idle first");
+    assert_eq!(s.size(), 1);
+    assert!(!s.remove(a), "already gone");
+}
+
+#[test]
+fn a_released_place_of_an_ended_sandbox_changes_nothing() {
+    let mut s = S::new(spec(1, 5));
+    let a = warm(&mut s, "a");
+    assert!(s.remove(a));
+    let Arrival::StartAndWait(b) = s.arrive(1, false, ready) else {
+        panic!()
+    };
+    assert_eq!(b.index, a.index, "the number is reused");
+    assert!(
+        s.release(a, |_| true).is_none(),
+        "the old serial is not b's"
+    );
+    assert_eq!(s.load().starting, 1);
+}
+
+#[test]
+fn closing_hands_back_every_waiter_and_refuses_new_ones() {
+    let mut s = S::new(spec(1, 5));
+    let _ = s.arrive(1, false, ready);
+    let _ = s.arrive(2, true, ready);
+    assert_eq!(s.close(), vec![1, 2]);
+    assert!(matches!(
+        s.arrive(3, false, ready),
+        Arrival::Refused(3, InvokeError::Unavailable(_))
+    ));
+    assert!(s.reserve().is_none());
+}
+
+#[test]
+fn an_invocation_waits_for_a_finishing_sandbox_rather_than_start_one() {
+    let mut s = S::new(spec(4, 0));
+    let a = warm(&mut s, "a");
+    let Arrival::Run(p, "a", 1) = s.arrive(1, false, ready) else {
+        panic!()
+    };
+    // Its answer is out; the runtime has not asked for the next yet.
+    s.finishing(p);
+    assert!(
+        matches!(s.arrive(2, false, ready), Arrival::Wait),
+        "no cold start, and no throttle even with --max-queue 0"
+    );
+    assert!(
+        matches!(s.arrive(3, false, ready), Arrival::StartAndWait(_)),
+        "a second one finds nothing about to be free"
+    );
+    let h = s.release(a, |_| true).expect("2 goes to a");
+    assert_eq!(h.waiter, 2);
+    // A stale lease's `finishing` (an older turn) changes nothing.
+    s.finishing(p);
+    assert_eq!(s.load().busy, 1);
+    s.finishing(h.place);
+    let Arrival::Wait = s.arrive(4, false, ready) else {
+        panic!("the current turn's finishing counts")
+    };
+}
