@@ -374,6 +374,37 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool
     }
 }
 
+/// Until no invocation runs or waits in `sandbox` (the drain timeout of
+/// lambda mode), at most `limit`.
+async fn wait_sandbox_idle(sandbox: &dyn Sandbox, limit: Duration) {
+    let t = tokio::time::Instant::now();
+    let busy = || {
+        let l = sandbox.load();
+        l.busy + l.queued
+    };
+    if busy() == 0 {
+        return;
+    }
+    tracing::info!(
+        in_flight = busy(),
+        limit_ms = limit.as_millis() as u64,
+        "draining: invokes running or queued finish first"
+    );
+    while busy() > 0 && t.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let left = busy();
+    if left == 0 {
+        tracing::info!(waited_ms = t.elapsed().as_millis() as u64, "drained");
+    } else {
+        tracing::warn!(
+            left,
+            waited_ms = t.elapsed().as_millis() as u64,
+            "the drain timeout passed with invokes still running; shutting down"
+        );
+    }
+}
+
 /// The one drain of every mode.
 async fn drain(served: &Served, sandbox: &dyn Sandbox, delay: Duration, policy: DrainPolicy) {
     served.drain.begin();
@@ -398,6 +429,9 @@ async fn drain(served: &Served, sandbox: &dyn Sandbox, delay: Duration, policy: 
                 "in-flight requests still running; stopping anyway"
             );
         }
+    }
+    if !policy.in_flight.is_zero() {
+        wait_sandbox_idle(sandbox, policy.in_flight).await;
     }
     let stop = Command::Shutdown {
         reason: ShutdownReason::Spindown,

@@ -103,6 +103,12 @@ pub struct Args {
     #[arg(long, env = "RAPID_IDLE_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     pub idle_timeout: Option<Duration>,
 
+    /// Lambda mode, on SIGTERM: refuse new invokes (503) but let those running
+    /// and queued finish for up to this long before the sandboxes shut down —
+    /// what a Kubernetes rolling update needs [default: 0, shut down at once].
+    #[arg(long, env = "RAPID_DRAIN_TIMEOUT", value_parser = crate::parse::duration_or_zero, value_name = "DURATION")]
+    pub drain_timeout: Option<Duration>,
+
     /// Function name (also accepted in the Invoke API path besides "function").
     #[arg(
         long,

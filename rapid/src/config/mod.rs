@@ -250,9 +250,10 @@ fn process_kind(w: &WatchdogArgs, command: &[String]) -> Result<ProcessKind, Con
 
 /// The OpenFaaS front's address and the metrics address next to it.
 fn front_addresses(w: &WatchdogArgs) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
-    let address = w
-        .watchdog_address
-        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), w.port));
+    let address = w.watchdog_address.unwrap_or(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        w.front_port(),
+    ));
     let metrics = match w.metrics_port.unwrap_or(8081) {
         0 => None,
         p if p == address.port() => return Err(ConfigError::MetricsPortClash(p)),
@@ -389,7 +390,7 @@ impl Config {
                 },
             };
             let drain = DrainPolicy {
-                in_flight: Duration::ZERO,
+                in_flight: args.drain_timeout.unwrap_or(Duration::ZERO),
                 flush: Duration::from_secs(10),
             };
             (BackendConfig::Lambda(Box::new(lambda)), fronts, drain)
@@ -417,10 +418,14 @@ impl Config {
     }
 }
 
-/// The Invoke API's address in lambda mode.
+/// The Invoke API's address in lambda mode: as given, else port $PORT
+/// (Knative, Cloud Run), else 8080, on every interface.
 fn invoke_address(args: &Args) -> SocketAddr {
     args.runtime_interface_emulator_address
-        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080)))
+        .unwrap_or(SocketAddr::from((
+            [0, 0, 0, 0],
+            args.watchdog.default_port.unwrap_or(8080),
+        )))
 }
 
 /// Lambda mode's metrics endpoint: only when a port is given.

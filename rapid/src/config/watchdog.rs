@@ -110,9 +110,15 @@ pub struct WatchdogArgs {
     #[arg(long, env = "suppress_lock", value_parser = clap::builder::BoolishValueParser::new(), value_name = "BOOL")]
     pub suppress_lock: bool,
 
-    /// Port of the watchdog front.
-    #[arg(long, env = "port", default_value_t = 8080, value_name = "PORT")]
-    pub port: u16,
+    /// Port of the watchdog front [default: $PORT, else 8080].
+    #[arg(long, env = "port", value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// The front's port when neither --port (port) nor an address is given —
+    /// the watchdog front, or the Invoke API in lambda mode. Knative and
+    /// Cloud Run set PORT [default: 8080].
+    #[arg(long, env = "PORT", value_name = "PORT")]
+    pub default_port: Option<u16>,
 
     /// Address of the watchdog front (overrides --port).
     #[arg(long, env = "RAPID_WATCHDOG_ADDRESS", value_name = "HOST:PORT")]
@@ -170,5 +176,12 @@ pub fn apply_env_aliases() {
             v
         };
         std::env::set_var(name, v);
+    }
+}
+
+impl WatchdogArgs {
+    /// The watchdog front's port: --port, else $PORT, else 8080.
+    pub fn front_port(&self) -> u16 {
+        self.port.or(self.default_port).unwrap_or(8080)
     }
 }

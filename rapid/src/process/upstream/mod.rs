@@ -44,6 +44,9 @@ struct Inner {
     /// Emptied between a replaced process and the next (one-shot recycle).
     scratch: Mutex<Option<PathBuf>>,
     pool: pool::Pool,
+    /// The upstream's port, the server's `PORT` (so that a server that reads
+    /// `PORT`, as Knative's and Cloud Run's do, binds its own, not rapid's).
+    port: u16,
 }
 
 /// What the http backend is made of.
@@ -71,6 +74,7 @@ impl HttpUpstream {
             }
         });
         let base_path = parts.upstream.path().trim_end_matches('/').to_owned();
+        let port = parts.upstream.port_u16().unwrap_or(80);
         HttpUpstream(Arc::new(Inner {
             program: parts.program,
             ready_path: parts.ready_path,
@@ -86,6 +90,7 @@ impl HttpUpstream {
             wake: tokio::sync::Notify::new(),
             scratch: Mutex::new(None),
             pool: pool::Pool::new(authority, base_path),
+            port,
         }))
     }
 

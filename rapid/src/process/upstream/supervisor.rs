@@ -29,7 +29,10 @@ impl Inner {
         let spec = SpawnSpec {
             program: self.program.path.clone(),
             args: self.program.args.clone(),
-            env: std::env::vars().collect(),
+            env: std::env::vars()
+                .filter(|(k, _)| k != "PORT")
+                .chain(std::iter::once(("PORT".to_owned(), self.port.to_string())))
+                .collect(),
         };
         let child = self
             .reaper
