@@ -311,19 +311,35 @@ fn the_pool_state_lists_every_sandbox_and_init_reaches_them_all() {
     }
     // Each sandbox records its invoke once the runtime asks for the next.
     let state = || r.control("GET", "/v1/state", "").json();
+    let boxes = |s: &serde_json::Value| {
+        s["functions"][0]["sandboxes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let total = |s: &serde_json::Value| {
+        boxes(s)
+            .iter()
+            .map(|b| b["invokes"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
     assert!(
-        eventually(Duration::from_secs(5), || state()["invokes"] == 2),
+        eventually(Duration::from_secs(5), || total(&state()) == 2),
         "{}",
         state()
     );
     let state = state();
-    let boxes = state["sandboxes"].as_array().expect("sandboxes");
+    let boxes = boxes(&state);
     assert_eq!(boxes.len(), 2, "{state}");
-    for b in boxes {
+    for b in &boxes {
         assert_eq!(b["invokes"], 1, "one each: {state}");
         assert_eq!(b["phase"], "Ready", "{state}");
         assert!(b["runtimePid"].as_u64().is_some(), "{state}");
     }
+    assert_eq!(
+        state["index"], 0,
+        "the top level is the first sandbox: {state}"
+    );
     let indexes: BTreeSet<u64> = boxes.iter().map(|b| b["index"].as_u64().unwrap()).collect();
     assert_eq!(indexes, BTreeSet::from([0, 1]));
 }

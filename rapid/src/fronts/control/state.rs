@@ -38,7 +38,15 @@ pub async fn report(table: &FunctionTable, draining: bool) -> StateReport {
         functions.push(FunctionState {
             name: f.id.name.clone(),
             arn: f.id.arn(),
-            sandboxes: vec![f.sandbox.state().await],
+            sandboxes: {
+                // A pool reports its sandboxes; a single sandbox itself.
+                let s = f.sandbox.state().await;
+                if s.sandboxes.is_empty() {
+                    vec![s]
+                } else {
+                    s.sandboxes
+                }
+            },
         });
     }
     let sandbox = functions
