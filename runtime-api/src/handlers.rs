@@ -162,7 +162,7 @@ pub(crate) fn truncated_error(detail: &str) -> FunctionError {
 
 async fn buffered_response(
     api: &RuntimeApi,
-    mut ticket: crate::rendezvous::ResponseTicket,
+    ticket: crate::rendezvous::ResponseTicket,
     content_type: Option<String>,
     req: Request,
 ) -> Reply {
@@ -218,7 +218,12 @@ pub(crate) fn reported_error(headers: &HeaderMap, body: &[u8]) -> FunctionError 
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
-    let error_type = match header_str(headers, h::ERROR_TYPE) {
+    // Bytes that are not UTF-8 still name the kind (`Function.\xff` is a
+    // `Function.Unknown`), so the header is read lossily.
+    let header = headers
+        .get(h::ERROR_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let error_type = match header.as_deref() {
         Some(t) => ErrorType::from_runtime(t),
         None => field("errorType")
             .map(|t| ErrorType::from_runtime(&t))

@@ -103,7 +103,24 @@ pub enum DispatchError {
 struct Current {
     dispatched: Arc<Dispatched>,
     delivered: bool,
-    reply: Option<OutcomeSender>,
+    reply: ReplySlot,
+}
+
+/// Where an invoke's outcome goes, shared by the response upload and the
+/// engine: whoever takes it first answers the invoker. A deadline or a reset
+/// answers even while an upload that will never finish holds its ticket.
+#[derive(Clone)]
+pub struct ReplySlot(Arc<std::sync::Mutex<Option<OutcomeSender>>>);
+
+impl ReplySlot {
+    fn new(reply: OutcomeSender) -> ReplySlot {
+        ReplySlot(Arc::new(std::sync::Mutex::new(Some(reply))))
+    }
+
+    /// The sender, unless the invoker already had its outcome.
+    pub fn take(&self) -> Option<OutcomeSender> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// What extensions are told about the function at registration; set by the
@@ -149,8 +166,9 @@ pub struct ResponseTicket {
     pub generation: u64,
     /// The invoke's id.
     pub id: RequestId,
-    /// Where the outcome goes; `None` if the invoker already had one (timeout race).
-    pub reply: Option<OutcomeSender>,
+    /// Where the outcome goes; empty once the invoker had one (a deadline
+    /// passed, a reset).
+    pub reply: ReplySlot,
 }
 
 fn epoch_ms() -> u64 {
@@ -199,6 +217,14 @@ impl Rendezvous {
     /// `GET /next`.
     pub fn next(&self) -> Result<NextCall, ApiError> {
         let mut g = self.lock();
+        if g.parked.as_ref().is_some_and(|p| !p.is_closed()) {
+            // One runtime takes one event at a time: the waiting call keeps its place.
+            return Err(ApiError::new(
+                http::StatusCode::FORBIDDEN,
+                ErrorType::InvalidStateTransition,
+                "Another /next call is already waiting for an invoke: a runtime takes one event at a time",
+            ));
+        }
         let undelivered = g.current.as_ref().is_some_and(|c| !c.delivered);
         let from = g.state;
         let to = from
@@ -263,7 +289,7 @@ impl Rendezvous {
         Ok(ResponseTicket {
             generation,
             id: c.dispatched.invoke.id.clone(),
-            reply: c.reply.take(),
+            reply: c.reply.clone(),
         })
     }
 
@@ -291,6 +317,41 @@ impl Rendezvous {
         }
     }
 
+    /// A request hyper could not parse reached the Runtime API (and got a
+    /// bare 400): if an invoke waits for its answer, that request was most
+    /// likely it (an `/error` with a control byte in a header, say) — the
+    /// invoke fails with `Runtime.Unknown` at once instead of at its deadline.
+    pub fn malformed(&self, detail: &str) {
+        let mut g = self.lock();
+        let Some(c) = g.current.as_ref() else {
+            return;
+        };
+        let Ok(to) = g.state.on(RuntimeCall::Error, false) else {
+            return;
+        };
+        let reply = c.reply.take();
+        let id = c.dispatched.invoke.id.clone();
+        g.state = to;
+        let generation = g.generation;
+        drop(g);
+        let error = FunctionError::new(
+            ErrorType::RuntimeUnknown,
+            format!("RequestId: {id} Error: the runtime's answer was not valid HTTP ({detail})"),
+        );
+        tracing::warn!(request_id = %id, "{}", error.error_message);
+        if let Some(reply) = reply {
+            let _ = reply.send(InvokeOutcome::Error(ErrorInvokeResponse::from_error(
+                error.clone(),
+            )));
+        }
+        self.emit(RuntimeEvent::ResponseDone {
+            generation,
+            produced_bytes: 0,
+            mode: ResponseMode::Buffered,
+            function_error: Some(error),
+        });
+    }
+
     /// `POST /invocation/{id}/error`: validation and the transition in one step;
     /// the caller has already read the body.
     pub fn invocation_error(&self, id: &str, error: ErrorInvokeResponse) -> Result<(), ApiError> {
@@ -298,7 +359,7 @@ impl Rendezvous {
         let to = self.check_invoke(&g, id, RuntimeCall::Error)?;
         g.state = to;
         let generation = g.generation;
-        let reply = g.current.as_mut().and_then(|c| c.reply.take());
+        let reply = g.current.as_ref().and_then(|c| c.reply.take());
         drop(g);
         let produced = error.body().len() as u64;
         let function_error = error.function_error.clone();
@@ -431,7 +492,7 @@ impl RuntimeHandle {
         g.current = Some(Current {
             dispatched,
             delivered,
-            reply: Some(reply),
+            reply: ReplySlot::new(reply),
         });
         Ok(())
     }
@@ -458,7 +519,7 @@ impl RuntimeHandle {
     /// Fail the invoke in flight with `error` if its invoker is still waiting.
     /// Returns whether an outcome was sent.
     pub fn fail_current(&self, error: FunctionError) -> bool {
-        let reply = self.r.lock().current.as_mut().and_then(|c| c.reply.take());
+        let reply = self.r.lock().current.as_ref().and_then(|c| c.reply.take());
         match reply {
             Some(reply) => reply.send(InvokeOutcome::failure(error)).is_ok(),
             None => false,
@@ -478,7 +539,7 @@ impl RuntimeHandle {
     /// An invoker still waiting gets `error` (a reset never leaves one hanging).
     pub fn reset(&self, error: FunctionError) -> u64 {
         let mut g = self.r.lock();
-        let reply = g.current.take().and_then(|mut c| c.reply.take());
+        let reply = g.current.take().and_then(|c| c.reply.take());
         g.parked = None;
         g.restore_parked = None;
         g.state = RuntimeState::Started;

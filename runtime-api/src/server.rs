@@ -63,6 +63,20 @@ pub struct Options {
     pub connections: Option<Arc<Gauge>>,
     /// Every request carries its [`Peer`] (the client's address).
     pub peer: bool,
+    /// Told when a connection ends on a request hyper could not parse (it
+    /// answered a bare 400/431 and closed): the Runtime API fails the invoke
+    /// such a request was most likely answering.
+    pub malformed: Option<MalformedHook>,
+}
+
+/// What [`Options::malformed`] calls, with hyper's description of the fault.
+#[derive(Clone)]
+pub struct MalformedHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for MalformedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MalformedHook")
+    }
 }
 
 /// Like [`serve`], and every request carries its connection's [`ConnFd`].
@@ -143,6 +157,7 @@ where
         let mut stop = opts.stop.clone();
         let read_timeout = opts.read_timeout;
         let with_peer = opts.peer;
+        let malformed = opts.malformed.clone();
         tokio::spawn(async move {
             let _live = live;
             let svc = service_fn(move |mut req: Request<Incoming>| {
@@ -179,6 +194,9 @@ where
             };
             if let Err(e) = ended {
                 tracing::debug!(api = name, %peer, error = %e, "connection ended with an error");
+                if let (true, Some(hook)) = (e.is_parse(), &malformed) {
+                    (hook.0)(&e.to_string());
+                }
             }
         });
     }

@@ -96,7 +96,7 @@ fn trailer_error(trailers: &HeaderMap) -> Option<FunctionError> {
 
 pub(crate) async fn streaming_response(
     api: &RuntimeApi,
-    mut ticket: crate::rendezvous::ResponseTicket,
+    ticket: crate::rendezvous::ResponseTicket,
     content_type: Option<String>,
     req: Request,
 ) -> Reply {

@@ -44,9 +44,18 @@ pub async fn start(mut cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, B
         },
     )
     .with_telemetry(deps.hub.clone());
-    tokio::spawn(runtime_api::server::serve_tagged(
+    let on_malformed = rendezvous.clone();
+    let opts = runtime_api::server::Options {
+        tag: true,
+        malformed: Some(runtime_api::server::MalformedHook(Arc::new(
+            move |detail| on_malformed.malformed(detail),
+        ))),
+        ..runtime_api::server::Options::default()
+    };
+    tokio::spawn(runtime_api::server::serve_with(
         listener,
         "runtime",
+        opts,
         runtime_api::router(api),
     ));
     // The admission count enforces --max-queue; the channel only needs room

@@ -99,7 +99,7 @@ fn response_flow_and_validation_order() {
     assert_eq!(e.error_type.as_str(), "InvalidFunctionResponseMode");
     assert_eq!(h.state(), RuntimeState::Invoking);
 
-    let mut ticket = r.begin_response("a", || Ok(())).ok().unwrap();
+    let ticket = r.begin_response("a", || Ok(())).ok().unwrap();
     assert_eq!(h.state(), RuntimeState::Responding);
     // A concurrent second response is a state error.
     let e = r.begin_response("a", || Ok(())).err().unwrap();

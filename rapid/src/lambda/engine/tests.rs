@@ -273,7 +273,7 @@ impl Harness {
 
     /// The runtime answers invoke `id` with `body`.
     fn respond(&self, id: &RequestId, body: &'static [u8]) {
-        let mut ticket = self.api.begin_response(id.as_str(), || Ok(())).unwrap();
+        let ticket = self.api.begin_response(id.as_str(), || Ok(())).unwrap();
         if let Some(r) = ticket.reply.take() {
             let _ = r.send(InvokeOutcome::Response(InvokeResponse {
                 content_type: None,
