@@ -718,3 +718,119 @@ fn duration_and_query_helpers() {
     assert_eq!(flag(&args, "--y").as_deref(), Some("2"));
     assert_eq!(flag(&args, "--z"), None);
 }
+
+/// The manifest's arguments with every address moved to a free loopback
+/// port (tests bind nothing else), and what the test adds around them.
+fn runnable(args: &[String]) -> (Vec<String>, Option<u16>) {
+    let free = || rapid_tests::free_port();
+    let mut out = Vec::new();
+    let mut metrics = None;
+    let mut it = args.iter().peekable();
+    while let Some(a) = it.next() {
+        let (name, value) = match a.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None if a.starts_with("--") && it.peek().is_some_and(|n| !n.starts_with("--")) => {
+                (a.clone(), it.next().cloned())
+            }
+            None => (a.clone(), None),
+        };
+        let value = if name.ends_with("-address") {
+            Some(format!("127.0.0.1:{}", free()))
+        } else if name == "--metrics-port" {
+            let p = free();
+            metrics = Some(p);
+            Some(p.to_string())
+        } else {
+            value
+        };
+        out.push(name);
+        out.extend(value);
+    }
+    (out, metrics)
+}
+
+/// Run rapid as the manifest runs it (its arguments and environment, on
+/// loopback, with the tests' Lambda function): it must start, answer an
+/// invoke, serve the autoscalers' metrics, and drain and exit 0 on SIGTERM.
+fn runs_as_in(rel: &str, container: &Value, port_env: bool) {
+    let (mut args, metrics) = runnable(&args_of(container));
+    let mut cmd = Command::new(rapid_tests::rapid_bin());
+    let invoke = rapid_tests::free_port();
+    if port_env {
+        cmd.env("PORT", invoke.to_string());
+    } else {
+        args.push("--runtime-interface-emulator-address".into());
+        args.push(format!("127.0.0.1:{invoke}"));
+    }
+    args.extend([
+        "--runtime-api-address".into(),
+        format!("127.0.0.1:{}", rapid_tests::free_port()),
+        "--extensions-dir".into(),
+        "/nonexistent/rapid-test-extensions".into(),
+        env!("CARGO_BIN_EXE_fx-lambda").into(),
+    ]);
+    if let Some(env) = container["env"].as_array() {
+        for e in env {
+            if let (Some(k), Some(v)) = (e["name"].as_str(), e["value"].as_str()) {
+                cmd.env(k, v);
+            }
+        }
+    }
+    let mut child = cmd
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{invoke}").parse().unwrap();
+    let up = rapid_tests::eventually(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    let answer = up.then(|| {
+        rapid_tests::request(
+            addr,
+            "POST",
+            "/2015-03-31/functions/function/invocations",
+            &[],
+            br#"{"from":"manifest"}"#,
+        )
+    });
+    let scraped = metrics.map(|p| {
+        rapid_tests::request(
+            format!("127.0.0.1:{p}").parse().unwrap(),
+            "GET",
+            "/metrics",
+            &[],
+            b"",
+        )
+        .text()
+    });
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    let answer = answer.unwrap_or_else(|| panic!("{rel}: rapid {args:?} did not listen: {err}"));
+    assert_eq!(answer.status, 200, "{rel}: {}", answer.text());
+    assert_eq!(answer.text(), r#"{"from":"manifest"}"#, "{rel}");
+    if let Some(m) = scraped {
+        for name in METRICS {
+            assert!(m.contains(name), "{rel}: /metrics has no {name}:\n{m}");
+        }
+    }
+    assert_eq!(status.code(), Some(0), "{rel}: {err}");
+}
+
+#[test]
+fn rapid_runs_with_the_kubernetes_and_knative_arguments() {
+    let docs = yaml_docs("deploy/kubernetes/rapid.yaml");
+    let c = &kind(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    runs_as_in("deploy/kubernetes/rapid.yaml", c, false);
+    let ks = one_doc("deploy/knative/service.yaml");
+    let c = &ks["spec"]["template"]["spec"]["containers"][0];
+    runs_as_in("deploy/knative/service.yaml", c, true);
+}
