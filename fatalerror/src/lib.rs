@@ -52,6 +52,9 @@ error_types! {
     InvalidStateTransition => "InvalidStateTransition",
     /// A response or error for an unknown or stale request id.
     InvalidRequestId => "InvalidRequestID",
+    /// A response or error for an invoke that timed out or was reset (its
+    /// invocation id is stale).
+    InvokeTimeout => "InvokeTimeout",
     /// A buffered response body larger than the payload limit.
     RequestEntityTooLarge => "RequestEntityTooLarge",
     /// A `Lambda-Runtime-Function-Response-Mode` that is not `streaming`.

@@ -191,6 +191,9 @@ pub struct Invoke {
     pub payload_size: usize,
     /// Budget for this invoke, in milliseconds.
     pub timeout_ms: u64,
+    /// `X-Amz-Tenant-Id` of the invoke, passed as `Lambda-Runtime-Aws-Tenant-Id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
 }
 
 /// Timing and size of an invoke.
@@ -431,6 +434,7 @@ mod tests {
             content_type: "application/json".into(),
             payload_size: 3,
             timeout_ms: 1000,
+            tenant_id: None,
         };
         let json = serde_json::to_string(&inv).unwrap();
         assert!(json.contains("\"invokedFunctionArn\":\"arn\""));

@@ -78,11 +78,15 @@ fn next_response(d: &Dispatched) -> Response {
         .header(h::DEADLINE_MS, d.deadline_epoch_ms)
         .header(h::FUNCTION_ARN, inv.invoked_function_arn.as_str())
         .header(header::CONTENT_TYPE, inv.content_type.as_str());
+    if let Ok(v) = HeaderValue::from_str(&d.invocation_id) {
+        b = b.header(h::INVOCATION_ID, v);
+    }
     // These were validated as header values when the invoke was accepted.
     for (name, value) in [
         (h::TRACE_ID, &inv.trace_id),
         (h::CLIENT_CONTEXT, &inv.client_context),
         (h::COGNITO_IDENTITY, &inv.cognito_identity),
+        (h::TENANT_ID, &inv.tenant_id),
     ] {
         if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
             b = b.header(name, v);
@@ -98,6 +102,8 @@ pub(crate) async fn response(
     req: Request,
 ) -> Reply {
     let id = id.as_str();
+    api.rendezvous
+        .check_echo(id, header_str(req.headers(), h::INVOCATION_ID))?;
     let mode =
         ResponseMode::from_header(header_str(req.headers(), h::RESPONSE_MODE).or_else(|| {
             // A present header that is not valid text is still "present and not streaming".
@@ -254,6 +260,8 @@ pub(crate) async fn invocation_error(
     req: Request,
 ) -> Reply {
     let id = id.as_str();
+    api.rendezvous
+        .check_echo(id, header_str(req.headers(), h::INVOCATION_ID))?;
     api.rendezvous.check_error(id)?;
     let (headers, body) = read_error_body(req).await?;
     let error = reported_error(&headers, &body);

@@ -44,6 +44,10 @@ pub mod headers {
         HeaderName::from_static("lambda-runtime-invoked-function-arn");
     /// X-Ray trace header.
     pub const TRACE_ID: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
+    /// A fresh id per delivery of an event, echoed on `/response` and `/error`.
+    pub const INVOCATION_ID: HeaderName = HeaderName::from_static("lambda-runtime-invocation-id");
+    /// The invoke's tenant (`X-Amz-Tenant-Id`).
+    pub const TENANT_ID: HeaderName = HeaderName::from_static("lambda-runtime-aws-tenant-id");
     /// Decoded client context JSON.
     pub const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
     /// Cognito identity JSON.

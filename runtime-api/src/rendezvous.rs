@@ -25,7 +25,29 @@ pub struct Dispatched {
     pub payload: Bytes,
     /// `Lambda-Runtime-Deadline-Ms`: epoch milliseconds.
     pub deadline_epoch_ms: u64,
+    /// `Lambda-Runtime-Invocation-Id`: fresh for every delivery.
+    pub invocation_id: String,
 }
+
+impl Dispatched {
+    /// The same event under a fresh invocation id (a second delivery).
+    fn redelivered(&self) -> Dispatched {
+        Dispatched {
+            invoke: self.invoke.clone(),
+            payload: self.payload.clone(),
+            deadline_epoch_ms: self.deadline_epoch_ms,
+            invocation_id: fresh_invocation_id(),
+        }
+    }
+}
+
+fn fresh_invocation_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// How many invocation ids of timed-out or reset invokes are remembered
+/// (their late answers get 410).
+const STALE_IDS: usize = 1000;
 
 /// What the Runtime API tells the lifecycle engine.
 #[derive(Debug)]
@@ -144,6 +166,20 @@ struct Inner {
     ext: extensions::Registry,
     /// Init caching: the runtime's parked `/restore/next`.
     restore_parked: Option<oneshot::Sender<()>>,
+    /// Invocation ids of invokes that timed out or were reset, newest last.
+    stale: std::collections::VecDeque<String>,
+}
+
+impl Inner {
+    /// The invoke in flight will get no answer from the runtime any more.
+    fn mark_stale(&mut self) {
+        if let Some(c) = &self.current {
+            if self.stale.len() == STALE_IDS {
+                self.stale.pop_front();
+            }
+            self.stale.push_back(c.dispatched.invocation_id.clone());
+        }
+    }
 }
 
 /// Shared by the Runtime API handlers and the engine's [`RuntimeHandle`].
@@ -191,6 +227,7 @@ impl Rendezvous {
                 current: None,
                 ext: extensions::Registry::default(),
                 restore_parked: None,
+                stale: std::collections::VecDeque::new(),
             }),
             events: tx,
         };
@@ -235,6 +272,7 @@ impl Rendezvous {
             // The dispatched event's first /next went away: hand it out now.
             if let Some(c) = g.current.as_mut() {
                 c.delivered = true;
+                c.dispatched = Arc::new(c.dispatched.redelivered());
                 return Ok(NextCall::Now(c.dispatched.clone()));
             }
         }
@@ -262,6 +300,28 @@ impl Rendezvous {
             _ => return Err(ApiError::invalid_request_id(id)),
         }
         g.state.on(call, false).map_err(ApiError::transition)
+    }
+
+    /// The invocation id a runtime echoed on `/response` or `/error` for
+    /// `id`: none is fine (older runtimes); one of an invoke that timed out
+    /// or was reset is 410 `InvokeTimeout` (the runtime carries on); one that
+    /// is not the current delivery of `id` is 400 `InvalidRequestID`.
+    pub fn check_echo(&self, id: &str, invocation: Option<&str>) -> Result<(), ApiError> {
+        let Some(inv) = invocation else {
+            return Ok(());
+        };
+        let g = self.lock();
+        if g.stale.iter().any(|s| s == inv) {
+            return Err(ApiError::new(
+                http::StatusCode::GONE,
+                ErrorType::InvokeTimeout,
+                "Invoke timeout",
+            ));
+        }
+        match &g.current {
+            Some(c) if c.dispatched.invocation_id == inv && c.dispatched.invoke.id == *id => Ok(()),
+            _ => Err(ApiError::invalid_request_id(id)),
+        }
     }
 
     /// Check that `/error` for `id` is allowed now (before reading its body).
@@ -481,6 +541,7 @@ impl RuntimeHandle {
             invoke,
             payload,
             deadline_epoch_ms,
+            invocation_id: fresh_invocation_id(),
         });
         g.state = to;
         let delivered = match g.parked.take() {
@@ -519,7 +580,11 @@ impl RuntimeHandle {
     /// Fail the invoke in flight with `error` if its invoker is still waiting.
     /// Returns whether an outcome was sent.
     pub fn fail_current(&self, error: FunctionError) -> bool {
-        let reply = self.r.lock().current.as_ref().and_then(|c| c.reply.take());
+        let reply = {
+            let mut g = self.r.lock();
+            g.mark_stale();
+            g.current.as_ref().and_then(|c| c.reply.take())
+        };
         match reply {
             Some(reply) => reply.send(InvokeOutcome::failure(error)).is_ok(),
             None => false,
@@ -539,6 +604,7 @@ impl RuntimeHandle {
     /// An invoker still waiting gets `error` (a reset never leaves one hanging).
     pub fn reset(&self, error: FunctionError) -> u64 {
         let mut g = self.r.lock();
+        g.mark_stale();
         let reply = g.current.take().and_then(|c| c.reply.take());
         g.parked = None;
         g.restore_parked = None;

@@ -87,7 +87,11 @@ fn with_a_drain_timeout_running_and_queued_invokes_finish_after_sigterm() {
     });
     let status = r.wait_exit(Duration::from_secs(10)).expect("rapid exits");
     assert_eq!(status.code(), Some(0));
-    assert!(r.stdout().contains("queued-ran"));
+    assert!(
+        r.wait_stdout("queued-ran", Duration::from_secs(5)),
+        "{}",
+        r.stdout()
+    );
     assert!(!r.stdout().contains("ran-during-drain"));
 }
 

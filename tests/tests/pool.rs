@@ -234,7 +234,8 @@ fn idle_sandboxes_beyond_min_warm_are_reclaimed_with_spindown() {
         .arg("--idle-timeout")
         .arg("500ms")
         .start();
-    let used = pids(&burst(&r, 3, SLEEP_PID));
+    let answers = burst(&r, 3, SLEEP_PID);
+    let used = pids(&answers);
     assert_eq!(used.len(), 3);
     assert!(
         eventually(Duration::from_secs(10), || {
@@ -242,13 +243,38 @@ fn idle_sandboxes_beyond_min_warm_are_reclaimed_with_spindown() {
         }),
         "two of three runtimes reclaimed"
     );
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(
-        text.lines()
+    // Nothing of a reclaimed sandbox stays: its Runtime API listener is gone too.
+    let apis: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            a.json()["env"]["AWS_LAMBDA_RUNTIME_API"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            apis.iter()
+                .filter(|a| std::net::TcpStream::connect(a.as_str()).is_ok())
+                .count()
+                == 1
+        }),
+        "{apis:?}"
+    );
+    // Their extensions get SHUTDOWN SPINDOWN (after the runtime is stopped).
+    let spindowns = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
             .filter(|l| l.starts_with("SHUTDOWN SPINDOWN"))
-            .count(),
-        2,
-        "{text}"
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || spindowns() == 2),
+        "{}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        r.stderr()
     );
     // min-warm stays: the survivor answers without a cold start.
     let p = r.invoke(br#"{"context":true}"#).json()["pid"]
@@ -415,9 +441,13 @@ fn the_pool_metrics_are_served_on_the_metrics_port() {
         Some(0.0),
         "{m}"
     );
-    assert_eq!(
-        sample(&m, r#"rapid_sandboxes{function="pooled",state="idle"}"#),
-        Some(2.0),
+    // Both idle once their runtimes asked for the next event.
+    let idle = || {
+        let m = request(addr, "GET", "/metrics", &[], b"").text();
+        sample(&m, r#"rapid_sandboxes{function="pooled",state="idle"}"#)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || idle() == Some(2.0)),
         "{m}"
     );
 }

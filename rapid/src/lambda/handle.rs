@@ -104,6 +104,7 @@ impl LambdaSandbox {
             trace_id: header(header::HeaderName::from_static("x-amzn-trace-id")),
             client_context: context.client_context,
             cognito_identity: context.cognito_identity,
+            tenant_id: header(header::HeaderName::from_static("x-amz-tenant-id")),
             reply: reply_tx,
             tail: tail_tx,
             result: result_tx,

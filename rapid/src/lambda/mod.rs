@@ -52,7 +52,7 @@ pub async fn start(mut cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, B
         ))),
         ..runtime_api::server::Options::default()
     };
-    tokio::spawn(runtime_api::server::serve_with(
+    let server = tokio::spawn(runtime_api::server::serve_with(
         listener,
         "runtime",
         opts,
@@ -81,6 +81,9 @@ pub async fn start(mut cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, B
     let task = engine::spawn(engine);
     tokio::spawn(async move {
         let _ = task.await;
+        // The sandbox is gone: so is its Runtime API (a reclaimed sandbox of
+        // a pool leaves no listener behind).
+        server.abort();
         let _ = finished_tx.send(true);
     });
     Ok(LambdaSandbox::new(

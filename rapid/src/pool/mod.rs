@@ -408,9 +408,10 @@ async fn reclaim(pool: Weak<Inner>, tick: std::time::Duration) {
         for (place, member) in gone {
             tracing::info!(sandbox = place.index, "idle sandbox reclaimed");
             tokio::spawn(async move {
+                // `exit`: the sandbox's engine ends too (nothing of it stays).
                 let stop = Command::Shutdown {
                     reason: ShutdownReason::Spindown,
-                    exit: false,
+                    exit: true,
                 };
                 if let Err(e) = member.control(stop).await {
                     tracing::debug!(sandbox = place.index, "reclaim: {e}");

@@ -15,6 +15,7 @@ fn invoke(id: &str) -> Invoke {
         content_type: "application/json".into(),
         payload_size: 2,
         timeout_ms: 1000,
+        tenant_id: None,
     }
 }
 

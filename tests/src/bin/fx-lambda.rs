@@ -58,6 +58,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             "traceId": ctx.xray_trace_id,
             "clientContext": ctx.client_context.map(|c| json!({"custom": c.custom, "env": c.environment})),
             "pid": std::process::id(),
+            "tenantId": ctx.tenant_id,
             "env": {
                 "AWS_LAMBDA_FUNCTION_NAME": env("AWS_LAMBDA_FUNCTION_NAME"),
                 "AWS_LAMBDA_FUNCTION_VERSION": env("AWS_LAMBDA_FUNCTION_VERSION"),

@@ -34,12 +34,14 @@ impl Engine {
     }
 
     pub(super) fn dispatch(&mut self, req: InvokeRequest, init_duration: Option<Duration>) {
-        self.emit_start(&req.id, req.trace_id.as_deref());
+        self.emit_start(&req.id, req.trace_id.as_deref(), req.tenant_id.as_deref());
+        let tenant_id = req.tenant_id.clone();
         let invoke = Invoke {
             id: req.id.clone(),
             trace_id: req.trace_id,
             client_context: req.client_context,
             cognito_identity: req.cognito_identity,
+            tenant_id: req.tenant_id,
             invoked_function_arn: self.arn.clone(),
             content_type: req.content_type,
             payload_size: req.payload.len(),
@@ -68,6 +70,7 @@ impl Engine {
                     function_error: None,
                     result: req.result,
                     _admission: req.admission,
+                    tenant_id,
                 });
             }
             Err((e, reply)) => {

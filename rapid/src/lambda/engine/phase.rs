@@ -66,6 +66,8 @@ pub struct Running {
     pub result: Option<oneshot::Sender<InvokeResult>>,
     /// Its place in the queue bound, released when the invoke is over.
     pub _admission: Option<crate::sandbox::Admission>,
+    /// `X-Amz-Tenant-Id`, for the telemetry records.
+    pub tenant_id: Option<String>,
 }
 
 impl Running {
@@ -192,6 +194,7 @@ mod tests {
             function_error: None,
             result: None,
             _admission: None,
+            tenant_id: None,
         });
         let failed = Phase::InitFailed;
         assert!(!init.accepts_invokes());

@@ -10,6 +10,14 @@ use super::Engine;
 use crate::telemetry_hub::records;
 
 /// The `status` of a failed phase.
+/// A record with the invoke's `tenantId`, when it has one.
+fn with_tenant(mut record: serde_json::Value, tenant: Option<&str>) -> serde_json::Value {
+    if let (Some(t), Some(obj)) = (tenant, record.as_object_mut()) {
+        obj.insert("tenantId".into(), t.into());
+    }
+    record
+}
+
 fn failure_status(t: &ErrorType) -> &'static str {
     match t {
         ErrorType::SandboxTimedout => "timeout",
@@ -61,11 +69,14 @@ impl Engine {
         self.hub.init_finished();
     }
 
-    pub(super) fn emit_start(&self, id: &RequestId, trace: Option<&str>) {
+    pub(super) fn emit_start(&self, id: &RequestId, trace: Option<&str>, tenant: Option<&str>) {
         if self.hub.active() {
             self.hub.platform(
                 "platform.start",
-                records::start(id.as_str(), &self.init.function_version, trace),
+                with_tenant(
+                    records::start(id.as_str(), &self.init.function_version, trace),
+                    tenant,
+                ),
             );
         }
     }
@@ -86,17 +97,23 @@ impl Engine {
         let took = run.started.elapsed();
         self.hub.platform(
             "platform.runtimeDone",
-            records::runtime_done(run.id.as_str(), status, took, run.produced_bytes, et),
+            with_tenant(
+                records::runtime_done(run.id.as_str(), status, took, run.produced_bytes, et),
+                run.tenant_id.as_deref(),
+            ),
         );
         self.hub.platform(
             "platform.report",
-            records::report(
-                run.id.as_str(),
-                status,
-                took,
-                self.init.memory_size_mb,
-                peak_mb,
-                run.init_duration,
+            with_tenant(
+                records::report(
+                    run.id.as_str(),
+                    status,
+                    took,
+                    self.init.memory_size_mb,
+                    peak_mb,
+                    run.init_duration,
+                ),
+                run.tenant_id.as_deref(),
             ),
         );
     }

@@ -252,6 +252,7 @@ impl Harness {
         let (reply, reply_rx) = oneshot::channel();
         let (result, result_rx) = oneshot::channel();
         let req = InvokeRequest {
+            tenant_id: None,
             id: RequestId::generate(),
             payload: Bytes::copy_from_slice(payload.as_bytes()),
             content_type: "application/json".into(),
