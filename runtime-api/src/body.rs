@@ -1,9 +1,10 @@
-//! Response helpers: JSON bodies and a builder that never panics.
+//! Request and response helpers: header text, JSON bodies, the 202 of an
+//! accepted call, and a builder that never panics.
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{header, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 
 /// A response with a JSON (or any `application/json`) body.
 pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response {
@@ -33,4 +34,17 @@ impl ResponseBuilderExt for http::response::Builder {
             }
         }
     }
+}
+
+/// `202 {"status":"OK"}`: a call the Runtime API accepted.
+pub(crate) fn accepted() -> Response {
+    json_response(StatusCode::ACCEPTED, &b"{\"status\":\"OK\"}"[..])
+}
+
+/// A header's value as text, if it is text.
+pub(crate) fn header_str(
+    headers: &HeaderMap,
+    name: impl http::header::AsHeaderName,
+) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }

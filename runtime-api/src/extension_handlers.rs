@@ -8,9 +8,9 @@ use http::{header, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use crate::api::RuntimeApi;
+use crate::body::header_str;
 use crate::body::{json_response, ResponseBuilderExt};
 use crate::error::ApiError;
-use crate::handlers::header_str;
 use crate::headers as h;
 use crate::rendezvous::{ExtensionErrorKind, ExtensionNext};
 

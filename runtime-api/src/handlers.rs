@@ -11,10 +11,10 @@ use http_body_util::BodyExt;
 use interop::{ErrorInvokeResponse, FunctionError, ResponseMode, MAX_PAYLOAD};
 
 use crate::api::RuntimeApi;
-use crate::body::{json_response, ResponseBuilderExt};
+use crate::body::{accepted, header_str, ResponseBuilderExt};
 use crate::error::ApiError;
 use crate::headers as h;
-use crate::outcome::{InvokeOutcome, InvokeResponse, ResponseBody};
+use crate::outcome::{truncated_error, InvokeOutcome, InvokeResponse, ResponseBody};
 use crate::rendezvous::{Dispatched, NextCall};
 
 type Reply = Result<Response, ApiError>;
@@ -39,17 +39,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for InvocationId {
 
 /// How far past the limit a too-large buffered body is read to report its size.
 const OVERSIZE_COUNT_LIMIT: u64 = 1 << 30;
-
-pub(crate) fn accepted() -> Response {
-    json_response(StatusCode::ACCEPTED, &b"{\"status\":\"OK\"}"[..])
-}
-
-pub(crate) fn header_str(
-    headers: &HeaderMap,
-    name: impl http::header::AsHeaderName,
-) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     header_str(headers, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok())
@@ -156,13 +145,6 @@ fn too_large_error(size: u64) -> FunctionError {
     FunctionError::new(
         ErrorType::FunctionResponseSizeTooLarge,
         format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."),
-    )
-}
-
-pub(crate) fn truncated_error(detail: &str) -> FunctionError {
-    FunctionError::new(
-        ErrorType::RuntimeTruncatedResponse,
-        format!("The runtime's response body was cut off: {detail}"),
     )
 }
 

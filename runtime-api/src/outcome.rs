@@ -1,6 +1,7 @@
 //! What an invoke produces for its invoker, handed from the Runtime API to the front.
 
 use bytes::Bytes;
+use fatalerror::ErrorType;
 use interop::{ErrorInvokeResponse, FunctionError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,3 +57,11 @@ pub enum StreamItem {
 
 /// Where an invoke's outcome goes: the front that accepted the invoke.
 pub type OutcomeSender = oneshot::Sender<InvokeOutcome>;
+
+/// The failure of a response body that broke off.
+pub(crate) fn truncated_error(detail: &str) -> FunctionError {
+    FunctionError::new(
+        ErrorType::RuntimeTruncatedResponse,
+        format!("The runtime's response body was cut off: {detail}"),
+    )
+}

@@ -9,8 +9,9 @@ use interop::ErrorInvokeResponse;
 
 use crate::api::RuntimeApi;
 use crate::body::json_response;
+use crate::body::{accepted, header_str};
 use crate::error::ApiError;
-use crate::handlers::{accepted, header_str, read_error_body, reported_error};
+use crate::handlers::{read_error_body, reported_error};
 
 type Reply = Result<Response, ApiError>;
 

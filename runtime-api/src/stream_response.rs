@@ -12,9 +12,10 @@ use interop::{FunctionError, ResponseMode};
 use tokio::sync::mpsc;
 
 use crate::api::RuntimeApi;
+use crate::body::{accepted, header_str};
 use crate::error::ApiError;
-use crate::handlers::{accepted, header_str, truncated_error};
 use crate::headers as h;
+use crate::outcome::truncated_error;
 use crate::outcome::{
     InvokeOutcome, InvokeResponse, ResponseBody, StreamItem, STREAM_BUFFER_CHUNKS,
 };
