@@ -127,6 +127,8 @@ error_types! {
     TooManyRequestsException => "TooManyRequestsException",
     /// A malformed invoke request (bad client context, bad header, …).
     InvalidRequestContentException => "InvalidRequestContentException",
+    /// A parameter of the request is not acceptable (a missing tenant id).
+    InvalidParameterValueException => "InvalidParameterValueException",
     /// rapid cannot serve the invoke (shutting down, …).
     ServiceException => "ServiceException",
 }

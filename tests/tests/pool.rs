@@ -487,3 +487,31 @@ fn sigterm_with_every_sandbox_busy_leaves_nothing_behind() {
         assert!(!alive(p as i32), "runtime {p} left behind");
     }
 }
+
+#[test]
+fn with_tenant_isolation_two_tenants_never_share_a_runtime() {
+    let r = pool(&["--concurrency", "2", "--tenant-isolation"]);
+    let pid = |tenant: &str| {
+        let a = r.invoke_with(br#"{"context":true}"#, &[("X-Amz-Tenant-Id", tenant)]);
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert_eq!(a.json()["tenantId"], tenant);
+        a.json()["pid"].as_u64().unwrap()
+    };
+    let a = pid("tenant-a");
+    let b = pid("tenant-b");
+    assert_ne!(a, b, "b does not run in a's sandbox");
+    assert_eq!(pid("tenant-a"), a, "a's sandbox serves a again");
+    assert_eq!(pid("tenant-b"), b);
+    // Without a tenant id: refused, as AWS answers.
+    let none = r.invoke(b"{}");
+    assert_eq!(none.status, 400, "{}", none.text());
+    assert_eq!(none.error_type(), "InvalidParameterValueException");
+    // Both sandboxes taken by others: the least recently used (a's) makes room.
+    let c = pid("tenant-c");
+    assert!(c != a && c != b);
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(a as i32)),
+        "a's runtime was shut down to make room"
+    );
+    assert!(alive(b as i32));
+}

@@ -103,6 +103,13 @@ pub struct Args {
     #[arg(long, env = "RAPID_IDLE_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     pub idle_timeout: Option<Duration>,
 
+    /// A sandbox serves invokes of one tenant (`X-Amz-Tenant-Id`) only, as
+    /// AWS's PER_TENANT isolation; an invoke without one is 400
+    /// InvalidParameterValueException. When every sandbox is taken and only
+    /// another tenant's is idle, that one is shut down (SPINDOWN) to make room.
+    #[arg(long, env = "RAPID_TENANT_ISOLATION")]
+    pub tenant_isolation: bool,
+
     /// Lambda mode, on SIGTERM: refuse new invokes (503) but let those running
     /// and queued finish for up to this long before the sandboxes shut down —
     /// what a Kubernetes rolling update needs [default: 0, shut down at once].

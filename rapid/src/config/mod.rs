@@ -465,6 +465,7 @@ fn scaling(args: &Args, platform_driven: bool) -> Result<Scaling, ConfigError> {
         } else {
             Order::MostRecent
         },
+        tenant_isolation: args.tenant_isolation,
     })
 }
 

@@ -21,7 +21,7 @@ use futures_util::future::join_all;
 use interop::ShutdownReason;
 use tokio::sync::{oneshot, watch};
 
-use self::schedule::{Arrival, Handoff, Place, Schedule};
+use self::schedule::{Arrival, Handoff, Next, Place, Schedule};
 use crate::sandbox::{
     read_event, Body, BoxFuture, Command, CommandReply, ControlError, Health, Invocation,
     InvokeError, Load, Member, Pending, Reply, ReplyBody, Sandbox, SandboxState, Scaling, Stats,
@@ -69,8 +69,8 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(inner) = self.pool.upgrade() {
             let next = inner.lock().release(self.place, |w| !w.tx.is_closed());
-            if let Some(h) = next {
-                Inner::hand_off(&inner, h);
+            if let Some(n) = next {
+                Inner::go_on(&inner, n);
             }
         }
     }
@@ -107,6 +107,38 @@ impl Inner {
         })
     }
 
+    /// Carry out what a freed sandbox does next.
+    fn go_on(this: &Arc<Inner>, next: Next<Arc<dyn Member>, Waiter>) {
+        match next {
+            Next::Run(h) => Inner::hand_off(this, h),
+            Next::Replace { old, new } => Inner::replace(this, old, new),
+        }
+    }
+
+    /// Tenant isolation: shut `old` down (another tenant's idle sandbox) and
+    /// start a sandbox at `new` in its room.
+    fn replace(this: &Arc<Inner>, old: (Place, Arc<dyn Member>), new: Place) {
+        let (place, member) = old;
+        let weak = Arc::downgrade(this);
+        tracing::info!(
+            sandbox = place.index,
+            "another tenant's idle sandbox makes room (SPINDOWN)"
+        );
+        tokio::spawn(async move {
+            let stop = Command::Shutdown {
+                reason: ShutdownReason::Spindown,
+                exit: true,
+            };
+            if let Err(e) = member.control(stop).await {
+                tracing::debug!(sandbox = place.index, "replace: {e}");
+            }
+            // Its number (and sandbox 0's Runtime API address) is free now.
+            if let Some(inner) = weak.upgrade() {
+                Inner::start(&inner, new);
+            }
+        });
+    }
+
     fn hand_off(this: &Arc<Inner>, h: Handoff<Arc<dyn Member>, Waiter>) {
         let Handoff {
             place,
@@ -127,7 +159,15 @@ impl Inner {
         tokio::spawn(async move {
             let t = Instant::now();
             tracing::info!(sandbox = place.index, "sandbox starting");
-            let member = match (inner.factory)(place.index).await {
+            // A sandbox that had this number may still be shutting down
+            // (sandbox 0's address is then still bound): retry for a while.
+            let mut attempt = (inner.factory)(place.index).await;
+            let until = Instant::now() + std::time::Duration::from_millis(2500);
+            while attempt.is_err() && Instant::now() < until {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                attempt = (inner.factory)(place.index).await;
+            }
+            let member = match attempt {
                 Ok(m) => m,
                 Err(why) => {
                     tracing::error!(sandbox = place.index, "cannot start a sandbox: {why}");
@@ -155,8 +195,8 @@ impl Inner {
                 took_ms = t.elapsed().as_millis() as u64,
                 "sandbox started"
             );
-            if let Some(h) = next {
-                Inner::hand_off(&inner, h);
+            if let Some(n) = next {
+                Inner::go_on(&inner, n);
             }
             inner.refresh_health();
         });
@@ -305,11 +345,18 @@ impl Pool {
 
     async fn admit(&self, inv: Invocation) -> Result<Pending, InvokeError> {
         let inner = &self.0;
-        let event = inv
-            .request
-            .headers()
+        let headers = inv.request.headers();
+        let event = headers
             .get("x-amz-invocation-type")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"Event"));
+        let tenant = if inner.spec.tenant_isolation {
+            match headers.get("x-amz-tenant-id").and_then(|v| v.to_str().ok()) {
+                Some(t) if !t.is_empty() => Some(t.to_owned()),
+                _ => return Err(InvokeError::TenantRequired),
+            }
+        } else {
+            None
+        };
         // The event is read before the invocation waits (an `Event` is
         // answered once it is queued).
         let Invocation {
@@ -334,9 +381,9 @@ impl Pool {
         };
         let (tx, rx) = oneshot::channel();
         let waiter = Waiter { inv, tx };
-        let arrival = inner
-            .lock()
-            .arrive(waiter, event, |m| *m.health().borrow() == Health::Ready);
+        let arrival = inner.lock().arrive(waiter, event, tenant.as_deref(), |m| {
+            *m.health().borrow() == Health::Ready
+        });
         let started: BoxFuture<'static, Started> = match arrival {
             Arrival::Run(place, member, w) => {
                 // The sandbox admits it now (its refusal is the caller's answer).
@@ -349,6 +396,11 @@ impl Pool {
                 Box::pin(wait(rx))
             }
             Arrival::Wait => Box::pin(wait(rx)),
+            Arrival::Replace { old, new } => {
+                Inner::replace(inner, old, new);
+                inner.refresh_health();
+                Box::pin(wait(rx))
+            }
             Arrival::Refused(_, e) => {
                 if matches!(e, InvokeError::Throttled | InvokeError::QueueFull { .. }) {
                     inner.stats.throttled();

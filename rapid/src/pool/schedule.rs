@@ -35,6 +35,8 @@ struct Slot<M> {
     phase: Phase,
     served: u64,
     turn: u64,
+    /// Tenant isolation: the one tenant this sandbox serves.
+    tenant: Option<String>,
 }
 
 /// What became of an arriving invocation.
@@ -45,8 +47,31 @@ pub enum Arrival<M, W> {
     StartAndWait(Place),
     /// It waits for a busy sandbox.
     Wait,
+    /// Tenant isolation: every sandbox is taken; the idle one `old` (another
+    /// tenant's, the least recently used) is to be shut down and a sandbox
+    /// for this tenant started at `new`; the invocation waits for it.
+    Replace {
+        /// The sandbox to shut down (already out of the pool).
+        old: (Place, M),
+        /// Where the new one starts.
+        new: Place,
+    },
     /// It is refused.
     Refused(W, InvokeError),
+}
+
+/// What a sandbox that finished an invocation does next.
+pub enum Next<M, W> {
+    /// It takes a waiting invocation.
+    Run(Handoff<M, W>),
+    /// Tenant isolation: only other tenants wait; it is shut down (`old`)
+    /// and a sandbox for the first of them starts at `new`.
+    Replace {
+        /// The sandbox to shut down (already out of the pool).
+        old: (Place, M),
+        /// Where the new one starts.
+        new: Place,
+    },
 }
 
 /// A waiting invocation handed to a sandbox that became free.
@@ -65,8 +90,8 @@ pub struct Schedule<M, W> {
     slots: Vec<Option<Slot<M>>>,
     /// Idle sandboxes in the order they became idle (the last: most recent).
     idle: Vec<usize>,
-    /// Waiting invocations in arrival order (`true`: an `Event`).
-    waiting: VecDeque<(bool, W)>,
+    /// Waiting invocations in arrival order: an `Event`?, its tenant.
+    waiting: VecDeque<(bool, Option<String>, W)>,
     /// How many of them are `Event`s.
     events: usize,
     closed: bool,
@@ -117,6 +142,11 @@ impl<M: Clone, W> Schedule<M, W> {
 
     /// Reserve a number for a new sandbox, if the concurrency allows one.
     pub fn reserve(&mut self) -> Option<Place> {
+        self.reserve_for(None)
+    }
+
+    /// Reserve a number for a new sandbox of `tenant`.
+    fn reserve_for(&mut self, tenant: Option<&str>) -> Option<Place> {
         if self.closed || self.size() >= self.spec.concurrency {
             return None;
         }
@@ -135,6 +165,7 @@ impl<M: Clone, W> Schedule<M, W> {
             phase: Phase::Starting,
             served: 0,
             turn: 0,
+            tenant: tenant.map(str::to_owned),
         });
         Some(Place {
             index,
@@ -153,20 +184,29 @@ impl<M: Clone, W> Schedule<M, W> {
     /// Take an invocation: to an idle sandbox (`ready` tells which are
     /// initialised, for the least-recent order), else start one, else wait,
     /// else refuse.
-    pub fn arrive(&mut self, w: W, event: bool, ready: impl Fn(&M) -> bool) -> Arrival<M, W> {
+    pub fn arrive(
+        &mut self,
+        w: W,
+        event: bool,
+        tenant: Option<&str>,
+        ready: impl Fn(&M) -> bool,
+    ) -> Arrival<M, W> {
         if self.closed {
             return Arrival::Refused(
                 w,
                 InvokeError::Unavailable(crate::sandbox::Unavailable::ShuttingDown),
             );
         }
-        if let Some(index) = self.pick_idle(&ready) {
+        if let Some(index) = self.pick_idle(tenant, &ready) {
             let Some(slot) = self.slots[index].as_mut() else {
                 unreachable!("idle sandboxes have slots")
             };
             slot.phase = Phase::Busy;
             slot.served += 1;
             slot.turn += 1;
+            if slot.tenant.is_none() {
+                slot.tenant = tenant.map(str::to_owned);
+            }
             let place = Place {
                 index,
                 serial: slot.serial,
@@ -180,6 +220,7 @@ impl<M: Clone, W> Schedule<M, W> {
         }
         // Sandboxes about to be free take waiting invocations first.
         let starting = self.starting() + self.count(Phase::Finishing);
+        let evictable = self.evictable(tenant).is_some();
         let (queued, bound) = if event {
             (self.events, self.spec.max_event_queue)
         } else {
@@ -189,7 +230,7 @@ impl<M: Clone, W> Schedule<M, W> {
                 self.spec.max_queue + starting,
             )
         };
-        if queued >= bound && self.size() >= self.spec.concurrency {
+        if queued >= bound && self.size() >= self.spec.concurrency && !evictable {
             let e = if event || self.spec.max_queue > 0 {
                 InvokeError::QueueFull {
                     waiting: if event {
@@ -203,31 +244,91 @@ impl<M: Clone, W> Schedule<M, W> {
             };
             return Arrival::Refused(w, e);
         }
-        self.waiting.push_back((event, w));
+        self.waiting
+            .push_back((event, tenant.map(str::to_owned), w));
         self.events += usize::from(event);
         // Start a sandbox for it unless one starting already will take it.
-        if self.waiting.len() > starting {
-            if let Some(place) = self.reserve() {
+        if self.waiters_of(tenant) > self.covering(tenant) {
+            if let Some(place) = self.reserve_for(tenant) {
                 return Arrival::StartAndWait(place);
+            }
+            if let Some((old, new)) = self.replace_for(tenant) {
+                return Arrival::Replace { old, new };
             }
         }
         Arrival::Wait
     }
 
-    fn pick_idle(&mut self, ready: &impl Fn(&M) -> bool) -> Option<usize> {
+    /// Waiting invocations of `tenant` (all of them without isolation).
+    fn waiters_of(&self, tenant: Option<&str>) -> usize {
+        self.waiting
+            .iter()
+            .filter(|(_, t, _)| t.as_deref() == tenant)
+            .count()
+    }
+
+    /// Sandboxes of `tenant` about to take a waiting invocation.
+    fn covering(&self, tenant: Option<&str>) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| {
+                s.tenant.as_deref() == tenant
+                    && matches!(s.phase, Phase::Starting | Phase::Finishing)
+            })
+            .count()
+    }
+
+    /// Tenant isolation: the least recently used idle sandbox of another
+    /// tenant, which may make room for `tenant`.
+    fn evictable(&self, tenant: Option<&str>) -> Option<usize> {
+        if !self.spec.tenant_isolation {
+            return None;
+        }
+        self.idle.iter().copied().find(|i| {
+            self.slots[*i]
+                .as_ref()
+                .is_some_and(|s| s.tenant.as_deref() != tenant)
+        })
+    }
+
+    /// Take the evictable sandbox out and reserve its room for `tenant`.
+    fn replace_for(&mut self, tenant: Option<&str>) -> Option<((Place, M), Place)> {
+        let index = self.evictable(tenant)?;
+        let slot = self.slots[index].as_ref()?;
+        let old = Place {
+            index,
+            serial: slot.serial,
+            turn: slot.turn,
+        };
+        let member = slot.member.clone()?;
+        self.remove(old);
+        let new = self.reserve_for(tenant)?;
+        Some(((old, member), new))
+    }
+
+    fn pick_idle(&mut self, tenant: Option<&str>, ready: &impl Fn(&M) -> bool) -> Option<usize> {
+        // A warm sandbox no tenant has used yet (`--min-warm`) is anyone's.
+        let isolation = self.spec.tenant_isolation;
+        let mine = |i: &usize| {
+            self.slots[*i].as_ref().is_some_and(|s| {
+                s.tenant.as_deref() == tenant || (isolation && s.tenant.is_none() && s.served == 0)
+            })
+        };
         let pos = match self.spec.order {
-            Order::MostRecent => self.idle.len().checked_sub(1)?,
+            Order::MostRecent => self.idle.iter().rposition(mine)?,
             Order::LeastRecent => {
                 let is_ready = |i: &usize| {
-                    self.slots[*i]
-                        .as_ref()
-                        .and_then(|s| s.member.as_ref())
-                        .is_some_and(ready)
+                    mine(i)
+                        && self.slots[*i]
+                            .as_ref()
+                            .and_then(|s| s.member.as_ref())
+                            .is_some_and(ready)
                 };
                 self.idle
                     .iter()
                     .position(is_ready)
-                    .or_else(|| (!self.idle.is_empty()).then_some(0))?
+                    .or_else(|| self.idle.iter().position(mine))?
             }
         };
         Some(self.idle.remove(pos))
@@ -240,7 +341,7 @@ impl<M: Clone, W> Schedule<M, W> {
         p: Place,
         member: M,
         alive: impl Fn(&W) -> bool,
-    ) -> Option<Handoff<M, W>> {
+    ) -> Option<Next<M, W>> {
         let slot = self.slot(p)?;
         slot.member = Some(member);
         slot.phase = Phase::Busy;
@@ -251,26 +352,29 @@ impl<M: Clone, W> Schedule<M, W> {
     /// oldest waiting invocation that no other sandbox will take is handed
     /// back to be failed.
     pub fn start_failed(&mut self, p: Place) -> Option<W> {
-        self.slot(p)?;
+        let tenant = self.slot(p)?.tenant.clone();
         self.slots[p.index] = None;
-        let covered = self.starting() + self.busy() + self.count(Phase::Finishing);
-        if self.waiting.len() > covered {
-            self.pop()
+        let tenant = tenant.as_deref();
+        // Sandboxes (of the tenant) that will take its waiting invocations.
+        let covered = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| s.tenant.as_deref() == tenant && !matches!(s.phase, Phase::Idle(_)))
+            .count();
+        if self.waiters_of(tenant) > covered {
+            let at = self
+                .waiting
+                .iter()
+                .position(|(_, t, _)| t.as_deref() == tenant)?;
+            self.take(at)
         } else {
             None
         }
     }
 
-    fn busy(&self) -> usize {
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|s| s.phase == Phase::Busy)
-            .count()
-    }
-
-    fn pop(&mut self) -> Option<W> {
-        let (event, w) = self.waiting.pop_front()?;
+    fn take(&mut self, at: usize) -> Option<W> {
+        let (event, _, w) = self.waiting.remove(at)?;
         self.events -= usize::from(event);
         Some(w)
     }
@@ -278,17 +382,56 @@ impl<M: Clone, W> Schedule<M, W> {
     /// The sandbox at `p` finished its invocation: it takes the oldest
     /// waiting one (`alive` skips synchronous callers that left; an `Event`
     /// has nobody to leave), or becomes idle.
-    pub fn release(&mut self, p: Place, alive: impl Fn(&W) -> bool) -> Option<Handoff<M, W>> {
+    pub fn release(&mut self, p: Place, alive: impl Fn(&W) -> bool) -> Option<Next<M, W>> {
         let closed = self.closed;
-        let waiter = loop {
-            match self.waiting.front() {
-                Some((false, w)) if !alive(w) => {
-                    self.pop();
+        let tenant = self.slot(p)?.tenant.clone();
+        // Callers that left are dropped first.
+        let mut i = 0;
+        while i < self.waiting.len() {
+            match &self.waiting[i] {
+                (false, _, w) if !alive(w) => {
+                    self.take(i);
                 }
-                Some(_) => break self.pop(),
-                None => break None,
+                _ => i += 1,
             }
-        };
+        }
+        // A sandbox no tenant has used yet takes the first waiting, whoever it is.
+        let unclaimed = self.spec.tenant_isolation
+            && tenant.is_none()
+            && self.slot(p).is_some_and(|s| s.served == 0);
+        let mine = self
+            .waiting
+            .iter()
+            .position(|(_, t, _)| unclaimed || t.as_deref() == tenant.as_deref());
+        let claim = mine
+            .and_then(|i| self.waiting.get(i))
+            .and_then(|(_, t, _)| t.clone());
+        let waiter = mine.and_then(|i| self.take(i));
+        if waiter.is_none() && !closed && self.spec.tenant_isolation {
+            // Only other tenants wait: this sandbox makes room for the first
+            // of them that no sandbox of its own will take.
+            let other = self
+                .waiting
+                .iter()
+                .find(|(_, t, _)| t.as_deref() != tenant.as_deref())
+                .map(|(_, t, _)| t.clone());
+            if let Some(t) = other {
+                if self.waiters_of(t.as_deref()) > self.covering(t.as_deref()) {
+                    let slot = self.slot(p)?;
+                    let member = slot.member.clone()?;
+                    let old = Place {
+                        turn: slot.turn,
+                        ..p
+                    };
+                    self.remove(old);
+                    let new = self.reserve_for(t.as_deref())?;
+                    return Some(Next::Replace {
+                        old: (old, member),
+                        new,
+                    });
+                }
+            }
+        }
         let slot = self.slot(p)?;
         if closed {
             slot.phase = Phase::Idle(Instant::now());
@@ -299,15 +442,18 @@ impl<M: Clone, W> Schedule<M, W> {
                 slot.phase = Phase::Busy;
                 slot.served += 1;
                 slot.turn += 1;
+                if slot.tenant.is_none() {
+                    slot.tenant = claim;
+                }
                 let member = slot.member.clone()?;
-                Some(Handoff {
+                Some(Next::Run(Handoff {
                     place: Place {
                         turn: slot.turn,
                         ..p
                     },
                     member,
                     waiter,
-                })
+                }))
             }
             None => {
                 slot.phase = Phase::Idle(Instant::now());
@@ -374,7 +520,7 @@ impl<M: Clone, W> Schedule<M, W> {
         self.closed = true;
         self.idle.clear();
         self.events = 0;
-        self.waiting.drain(..).map(|(_, w)| w).collect()
+        self.waiting.drain(..).map(|(_, _, w)| w).collect()
     }
 
     /// Closed.

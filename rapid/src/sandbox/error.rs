@@ -19,6 +19,9 @@ pub enum InvokeError {
     /// (`--max-queue 0`): Lambda's throttle.
     #[error("Rate Exceeded.")]
     Throttled,
+    /// Tenant isolation is on and the invocation names no tenant.
+    #[error("The invoked function is enabled with tenancy configuration. Add a valid tenant ID in your request and try again.")]
+    TenantRequired,
     /// The request is larger than the sandbox takes.
     #[error("{}", too_large(*limit, *size))]
     TooLarge {
@@ -76,6 +79,7 @@ impl InvokeError {
                 ErrorType::TooManyRequestsException
             }
             InvokeError::TooLarge { .. } => ErrorType::RequestEntityTooLargeException,
+            InvokeError::TenantRequired => ErrorType::InvalidParameterValueException,
             InvokeError::Unavailable(_) => ErrorType::ServiceException,
             InvokeError::BadRequest(_) => ErrorType::InvalidRequestContentException,
             InvokeError::TimedOut(e) => e.error_type.clone(),

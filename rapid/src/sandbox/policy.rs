@@ -27,6 +27,9 @@ pub struct Scaling {
     pub idle_timeout: Option<Duration>,
     /// Which idle sandbox takes an invocation.
     pub order: Order,
+    /// A sandbox serves one tenant (`X-Amz-Tenant-Id`) only; invocations
+    /// without one are refused (`--tenant-isolation`, AWS's `PER_TENANT`).
+    pub tenant_isolation: bool,
 }
 
 /// Which idle sandbox an invocation goes to.
@@ -48,6 +51,7 @@ impl Default for Scaling {
             max_event_queue: 1024,
             idle_timeout: None,
             order: Order::MostRecent,
+            tenant_isolation: false,
         }
     }
 }

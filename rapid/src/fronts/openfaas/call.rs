@@ -46,7 +46,7 @@ fn failure(e: &InvokeError) -> Response {
         InvokeError::QueueFull { .. } | InvokeError::Throttled => StatusCode::TOO_MANY_REQUESTS,
         InvokeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         InvokeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        InvokeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        InvokeError::BadRequest(_) | InvokeError::TenantRequired => StatusCode::BAD_REQUEST,
         InvokeError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
         InvokeError::Function(_) => StatusCode::INTERNAL_SERVER_ERROR,
         InvokeError::Down(_) => StatusCode::BAD_GATEWAY,

@@ -8,10 +8,20 @@ fn spec(concurrency: usize, max_queue: usize) -> Scaling {
         max_event_queue: 2,
         idle_timeout: Some(Duration::from_secs(10)),
         order: Order::MostRecent,
+        tenant_isolation: false,
     }
 }
 
 type S = Schedule<&'static str, u32>;
+
+/// The handoff a release or start makes.
+fn run(n: Option<Next<&'static str, u32>>) -> Option<Handoff<&'static str, u32>> {
+    match n {
+        Some(Next::Run(h)) => Some(h),
+        Some(Next::Replace { .. }) => panic!("no tenants here"),
+        None => None,
+    }
+}
 
 fn ready(_: &&str) -> bool {
     true
@@ -19,14 +29,12 @@ fn ready(_: &&str) -> bool {
 
 /// Start a sandbox for a first invocation, and let it finish that one.
 fn warm(s: &mut S, name: &'static str) -> Place {
-    let Arrival::StartAndWait(p) = s.arrive(0, false, ready) else {
+    let Arrival::StartAndWait(p) = s.arrive(0, false, None, ready) else {
         panic!("a cold start")
     };
-    let h = s
-        .started(p, name, |_| true)
-        .expect("the waiter is handed over");
+    let h = run(s.started(p, name, |_| true)).expect("the waiter is handed over");
     assert_eq!(h.waiter, 0);
-    assert!(s.release(p, |_| true).is_none(), "nothing else waits");
+    assert!(run(s.release(p, |_| true)).is_none(), "nothing else waits");
     p
 }
 
@@ -34,18 +42,18 @@ fn warm(s: &mut S, name: &'static str) -> Place {
 fn a_burst_starts_sandboxes_up_to_the_concurrency_then_waits() {
     let mut s = S::new(spec(2, 1));
     assert!(matches!(
-        s.arrive(1, false, ready),
+        s.arrive(1, false, None, ready),
         Arrival::StartAndWait(_)
     ));
     assert!(matches!(
-        s.arrive(2, false, ready),
+        s.arrive(2, false, None, ready),
         Arrival::StartAndWait(_)
     ));
     assert!(
-        matches!(s.arrive(3, false, ready), Arrival::Wait),
+        matches!(s.arrive(3, false, None, ready), Arrival::Wait),
         "the queue takes one"
     );
-    match s.arrive(4, false, ready) {
+    match s.arrive(4, false, None, ready) {
         Arrival::Refused(4, InvokeError::QueueFull { waiting: 1 }) => {}
         _ => panic!("the queue is full"),
     }
@@ -64,19 +72,19 @@ fn a_burst_starts_sandboxes_up_to_the_concurrency_then_waits() {
 fn max_queue_zero_throttles_beyond_the_concurrency() {
     let mut s = S::new(spec(1, 0));
     let p = warm(&mut s, "a");
-    let Arrival::Run(q, "a", 1) = s.arrive(1, false, ready) else {
+    let Arrival::Run(q, "a", 1) = s.arrive(1, false, None, ready) else {
         panic!("the idle sandbox takes it")
     };
     assert_eq!((p.index, p.serial), (q.index, q.serial));
     assert!(matches!(
-        s.arrive(2, false, ready),
+        s.arrive(2, false, None, ready),
         Arrival::Refused(2, InvokeError::Throttled)
     ));
     assert!(
-        matches!(s.arrive(3, true, ready), Arrival::Wait),
+        matches!(s.arrive(3, true, None, ready), Arrival::Wait),
         "an Event waits in its own queue"
     );
-    let h = s.release(p, |_| true).expect("the Event runs next");
+    let h = run(s.release(p, |_| true)).expect("the Event runs next");
     assert_eq!(h.waiter, 3);
 }
 
@@ -85,16 +93,16 @@ fn the_most_recently_used_idle_sandbox_is_reused() {
     let mut s = S::new(spec(3, 5));
     let a = warm(&mut s, "a");
     // Two at once: a second sandbox.
-    let Arrival::Run(_, "a", _) = s.arrive(1, false, ready) else {
+    let Arrival::Run(_, "a", _) = s.arrive(1, false, None, ready) else {
         panic!()
     };
-    let Arrival::StartAndWait(b) = s.arrive(2, false, ready) else {
+    let Arrival::StartAndWait(b) = s.arrive(2, false, None, ready) else {
         panic!()
     };
-    s.started(b, "b", |_| true).expect("takes 2");
+    run(s.started(b, "b", |_| true)).expect("takes 2");
     s.release(a, |_| true);
     s.release(b, |_| true);
-    let Arrival::Run(p, "b", _) = s.arrive(3, false, ready) else {
+    let Arrival::Run(p, "b", _) = s.arrive(3, false, None, ready) else {
         panic!("b became idle last")
     };
     assert_eq!((p.index, p.serial), (b.index, b.serial));
@@ -108,20 +116,20 @@ fn least_recent_order_prefers_ready_sandboxes() {
         ..spec(2, 5)
     });
     let a = warm(&mut s, "a");
-    let Arrival::Run(..) = s.arrive(1, false, ready) else {
+    let Arrival::Run(..) = s.arrive(1, false, None, ready) else {
         panic!()
     };
-    let Arrival::StartAndWait(b) = s.arrive(2, false, ready) else {
+    let Arrival::StartAndWait(b) = s.arrive(2, false, None, ready) else {
         panic!()
     };
     s.started(b, "b", |_| true);
     s.release(a, |_| true);
     s.release(b, |_| true);
-    let Arrival::Run(_, "a", _) = s.arrive(3, false, ready) else {
+    let Arrival::Run(_, "a", _) = s.arrive(3, false, None, ready) else {
         panic!("a has been idle longest")
     };
     s.release(a, |_| true);
-    let Arrival::Run(_, "a", _) = s.arrive(4, false, |m: &&str| *m == "a") else {
+    let Arrival::Run(_, "a", _) = s.arrive(4, false, None, |m: &&str| *m == "a") else {
         panic!("b is not ready: a, though more recent, takes it")
     };
 }
@@ -130,32 +138,32 @@ fn least_recent_order_prefers_ready_sandboxes() {
 fn callers_that_left_are_skipped_and_events_keep_their_place() {
     let mut s = S::new(spec(1, 5));
     let p = warm(&mut s, "a");
-    let Arrival::Run(..) = s.arrive(1, false, ready) else {
+    let Arrival::Run(..) = s.arrive(1, false, None, ready) else {
         panic!()
     };
-    assert!(matches!(s.arrive(10, true, ready), Arrival::Wait));
-    assert!(matches!(s.arrive(2, false, ready), Arrival::Wait));
-    assert!(matches!(s.arrive(3, false, ready), Arrival::Wait));
-    let h = s.release(p, |w| *w != 10).expect("next");
+    assert!(matches!(s.arrive(10, true, None, ready), Arrival::Wait));
+    assert!(matches!(s.arrive(2, false, None, ready), Arrival::Wait));
+    assert!(matches!(s.arrive(3, false, None, ready), Arrival::Wait));
+    let h = run(s.release(p, |w| *w != 10)).expect("next");
     assert_eq!(
         h.waiter, 10,
         "an Event has nobody to leave: it runs first, as it came first"
     );
-    let h = s.release(p, |w| *w != 2).expect("next");
+    let h = run(s.release(p, |w| *w != 2)).expect("next");
     assert_eq!(h.waiter, 3, "2 left");
-    assert!(s.release(p, |_| true).is_none());
+    assert!(run(s.release(p, |_| true)).is_none());
 }
 
 #[test]
 fn a_failed_start_fails_the_invocation_nobody_else_takes() {
     let mut s = S::new(spec(1, 5));
-    let Arrival::StartAndWait(p) = s.arrive(1, false, ready) else {
+    let Arrival::StartAndWait(p) = s.arrive(1, false, None, ready) else {
         panic!()
     };
     assert_eq!(s.start_failed(p), Some(1));
     assert_eq!(s.size(), 0, "the number is free again");
     assert!(matches!(
-        s.arrive(2, false, ready),
+        s.arrive(2, false, None, ready),
         Arrival::StartAndWait(_)
     ));
 }
@@ -167,10 +175,10 @@ fn idle_sandboxes_beyond_min_warm_are_reclaimed_least_recent_first() {
         ..spec(3, 5)
     });
     let a = warm(&mut s, "a");
-    let Arrival::Run(..) = s.arrive(1, false, ready) else {
+    let Arrival::Run(..) = s.arrive(1, false, None, ready) else {
         panic!()
     };
-    let Arrival::StartAndWait(b) = s.arrive(2, false, ready) else {
+    let Arrival::StartAndWait(b) = s.arrive(2, false, None, ready) else {
         panic!()
     };
     s.started(b, "b", |_| true);
@@ -190,12 +198,12 @@ fn a_released_place_of_an_ended_sandbox_changes_nothing() {
     let mut s = S::new(spec(1, 5));
     let a = warm(&mut s, "a");
     assert!(s.remove(a));
-    let Arrival::StartAndWait(b) = s.arrive(1, false, ready) else {
+    let Arrival::StartAndWait(b) = s.arrive(1, false, None, ready) else {
         panic!()
     };
     assert_eq!(b.index, a.index, "the number is reused");
     assert!(
-        s.release(a, |_| true).is_none(),
+        run(s.release(a, |_| true)).is_none(),
         "the old serial is not b's"
     );
     assert_eq!(s.load().starting, 1);
@@ -204,11 +212,11 @@ fn a_released_place_of_an_ended_sandbox_changes_nothing() {
 #[test]
 fn closing_hands_back_every_waiter_and_refuses_new_ones() {
     let mut s = S::new(spec(1, 5));
-    let _ = s.arrive(1, false, ready);
-    let _ = s.arrive(2, true, ready);
+    let _ = s.arrive(1, false, None, ready);
+    let _ = s.arrive(2, true, None, ready);
     assert_eq!(s.close(), vec![1, 2]);
     assert!(matches!(
-        s.arrive(3, false, ready),
+        s.arrive(3, false, None, ready),
         Arrival::Refused(3, InvokeError::Unavailable(_))
     ));
     assert!(s.reserve().is_none());
@@ -218,26 +226,96 @@ fn closing_hands_back_every_waiter_and_refuses_new_ones() {
 fn an_invocation_waits_for_a_finishing_sandbox_rather_than_start_one() {
     let mut s = S::new(spec(4, 0));
     let a = warm(&mut s, "a");
-    let Arrival::Run(p, "a", 1) = s.arrive(1, false, ready) else {
+    let Arrival::Run(p, "a", 1) = s.arrive(1, false, None, ready) else {
         panic!()
     };
     // Its answer is out; the runtime has not asked for the next yet.
     s.finishing(p);
     assert!(
-        matches!(s.arrive(2, false, ready), Arrival::Wait),
+        matches!(s.arrive(2, false, None, ready), Arrival::Wait),
         "no cold start, and no throttle even with --max-queue 0"
     );
     assert!(
-        matches!(s.arrive(3, false, ready), Arrival::StartAndWait(_)),
+        matches!(s.arrive(3, false, None, ready), Arrival::StartAndWait(_)),
         "a second one finds nothing about to be free"
     );
-    let h = s.release(a, |_| true).expect("2 goes to a");
+    let h = run(s.release(a, |_| true)).expect("2 goes to a");
     assert_eq!(h.waiter, 2);
     // A stale lease's `finishing` (an older turn) changes nothing.
     s.finishing(p);
     assert_eq!(s.load().busy, 1);
     s.finishing(h.place);
-    let Arrival::Wait = s.arrive(4, false, ready) else {
+    let Arrival::Wait = s.arrive(4, false, None, ready) else {
         panic!("the current turn's finishing counts")
     };
+}
+
+fn tenants(concurrency: usize, max_queue: usize) -> S {
+    S::new(Scaling {
+        tenant_isolation: true,
+        ..spec(concurrency, max_queue)
+    })
+}
+
+/// Start a sandbox for `tenant` and let it finish its first invocation.
+fn warm_for(s: &mut S, tenant: &str, name: &'static str, w: u32) -> Place {
+    let Arrival::StartAndWait(p) = s.arrive(w, false, Some(tenant), ready) else {
+        panic!("a cold start for {tenant}")
+    };
+    assert_eq!(run(s.started(p, name, |_| true)).unwrap().waiter, w);
+    assert!(run(s.release(p, |_| true)).is_none());
+    p
+}
+
+#[test]
+fn a_sandbox_serves_one_tenant_only() {
+    let mut s = tenants(3, 5);
+    warm_for(&mut s, "a", "sa", 1);
+    let Arrival::StartAndWait(_) = s.arrive(2, false, Some("b"), ready) else {
+        panic!("b never runs in a's idle sandbox")
+    };
+    let Arrival::Run(_, "sa", 3) = s.arrive(3, false, Some("a"), ready) else {
+        panic!("a's idle sandbox serves a")
+    };
+}
+
+#[test]
+fn another_tenants_idle_sandbox_makes_room_when_all_are_taken() {
+    let mut s = tenants(2, 0);
+    let a = warm_for(&mut s, "a", "sa", 1);
+    let _b = warm_for(&mut s, "b", "sb", 2);
+    // Both idle, neither c's: the least recently used (a's) is replaced,
+    // even with --max-queue 0.
+    let Arrival::Replace { old, new } = s.arrive(3, false, Some("c"), ready) else {
+        panic!("room is made for c")
+    };
+    assert_eq!(
+        (old.0.index, old.0.serial, old.1),
+        (a.index, a.serial, "sa")
+    );
+    assert_eq!(new.index, a.index);
+    assert_eq!(s.size(), 2, "never more than the concurrency");
+    let h = run(s.started(new, "sc", |_| true)).expect("c's invocation runs in c's sandbox");
+    assert_eq!(h.waiter, 3);
+}
+
+#[test]
+fn a_freed_sandbox_with_only_other_tenants_waiting_is_replaced() {
+    let mut s = tenants(1, 5);
+    let a = warm_for(&mut s, "a", "sa", 1);
+    let Arrival::Run(p, "sa", _) = s.arrive(2, false, Some("a"), ready) else {
+        panic!()
+    };
+    assert!(matches!(
+        s.arrive(3, false, Some("b"), ready),
+        Arrival::Wait
+    ));
+    match s.release(p, |_| true) {
+        Some(Next::Replace { old, new }) => {
+            assert_eq!(old.1, "sa");
+            assert_eq!(new.index, a.index);
+            assert_eq!(run(s.started(new, "sb", |_| true)).unwrap().waiter, 3);
+        }
+        _ => panic!("a's sandbox makes room for the waiting b"),
+    }
 }
