@@ -126,6 +126,10 @@ error_types! {
     InvalidRequestContentException => "InvalidRequestContentException",
     /// rapid cannot serve the invoke (shutting down, …).
     ServiceException => "ServiceException",
+    /// A function name or qualifier that does not match AWS's pattern.
+    ValidationException => "ValidationException",
+    /// A parameter whose value contradicts another (the path's qualifier and `?Qualifier=`).
+    InvalidParameterValueException => "InvalidParameterValueException",
 }
 
 /// How a failure affects the sandbox.

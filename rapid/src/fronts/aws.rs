@@ -7,7 +7,7 @@ use bytes::Bytes;
 use fatalerror::ErrorType;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
-use interop::{ErrorInvokeResponse, FunctionError};
+use interop::ErrorInvokeResponse;
 use runtime_api::ResponseBuilderExt;
 
 use crate::fronts::invoke::body::InvokeBody;
@@ -27,13 +27,50 @@ const LOG_RESULT: HeaderName = HeaderName::from_static("x-amz-log-result");
 const UNHANDLED: HeaderValue = HeaderValue::from_static("Unhandled");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// A JSON error body `{"errorMessage","errorType"}` with `status`.
+/// `X-Amzn-ErrorType`: where every AWS SDK reads the error's code first.
+pub const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
+/// The throttle reason rapid's full queue is (`TooManyRequestsException.Reason`).
+pub const THROTTLE_REASON: &str = "ConcurrentInvocationLimitExceeded";
+/// Seconds a throttled caller is told to wait (`Retry-After`).
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
+/// An AWS error answer with `status`: header `X-Amzn-ErrorType: <code>`, and a
+/// JSON body with AWS's members — `Type` (`User`, or `Service` for a 5xx),
+/// the message as the API model spells it (`Message` for
+/// `ResourceNotFoundException` and `ServiceException`, `message` otherwise),
+/// `Reason` on a throttle — plus rapid's own `errorType`/`errorMessage`.
 pub fn error_json(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Answer {
-    let body = FunctionError::new(error_type, message).to_json();
-    Response::builder()
+    let message = message.into();
+    let code = error_type.as_str();
+    let mut body = serde_json::Map::new();
+    let fault = if status.is_server_error() {
+        "Service"
+    } else {
+        "User"
+    };
+    body.insert("Type".into(), fault.into());
+    let message_key = match error_type {
+        ErrorType::ResourceNotFoundException | ErrorType::ServiceException => "Message",
+        _ => "message",
+    };
+    body.insert(message_key.into(), message.clone().into());
+    let throttled = error_type == ErrorType::TooManyRequestsException;
+    if throttled {
+        body.insert("Reason".into(), THROTTLE_REASON.into());
+    }
+    body.insert("errorType".into(), code.into());
+    body.insert("errorMessage".into(), message.into());
+    let json = serde_json::Value::Object(body).to_string();
+    let mut b = Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(InvokeBody::Full(Some(body.into())))
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Ok(v) = HeaderValue::from_str(code) {
+        b = b.header(ERROR_TYPE, v);
+    }
+    if throttled {
+        b = b.header(header::RETRY_AFTER, RETRY_AFTER_SECONDS);
+    }
+    b.body_or_500(InvokeBody::Full(Some(json.into())))
 }
 
 /// The status of a refusal; `None` for the function's own failures, which
@@ -101,6 +138,31 @@ pub fn ok_with_tail(tail: Option<&Bytes>) -> http::response::Builder {
         Some(v) => b.header(LOG_RESULT, v),
         None => b,
     }
+}
+
+/// A failure's error type and message as the function reported them: the
+/// `errorType`/`errorMessage` of the body it posted (what the classic
+/// endpoint answers), else rapid's sanitised type and message; with no
+/// message, the whole body.
+pub fn reported_error(doc: &ErrorInvokeResponse) -> (String, String) {
+    let fe = &doc.function_error;
+    let posted: Option<serde_json::Value> = doc
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_slice(p).ok());
+    let field = |k: &str| {
+        posted
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let code = field("errorType").unwrap_or_else(|| fe.error_type.as_str().to_owned());
+    let message = field("errorMessage")
+        .or_else(|| (!fe.error_message.is_empty()).then(|| fe.error_message.clone()))
+        .unwrap_or_else(|| String::from_utf8_lossy(&doc.body()).into_owned());
+    (code, message)
 }
 
 /// Set `name` unless the answer has it (the ids every invoke answer carries).

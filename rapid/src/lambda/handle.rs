@@ -105,6 +105,7 @@ impl LambdaSandbox {
             trace_id: header(header::HeaderName::from_static("x-amzn-trace-id")),
             client_context: context.client_context,
             cognito_identity: context.cognito_identity,
+            invoked_arn: context.invoked_function_arn,
             reply: reply_tx,
             tail: tail_tx,
             result: result_tx,

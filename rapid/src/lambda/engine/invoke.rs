@@ -40,7 +40,7 @@ impl Engine {
             trace_id: req.trace_id,
             client_context: req.client_context,
             cognito_identity: req.cognito_identity,
-            invoked_function_arn: self.arn.clone(),
+            invoked_function_arn: req.invoked_arn.unwrap_or_else(|| self.arn.clone()),
             content_type: req.content_type,
             payload_size: req.payload.len(),
             timeout_ms: req

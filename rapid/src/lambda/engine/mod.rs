@@ -58,6 +58,8 @@ pub struct InvokeRequest {
     pub client_context: Option<String>,
     /// Cognito identity JSON.
     pub cognito_identity: Option<String>,
+    /// The ARN as invoked (with the caller's qualifier); `None`: the function's.
+    pub invoked_arn: Option<String>,
     /// Where the outcome goes.
     pub reply: OutcomeSender,
     /// Where the log tail goes, when the invoker asked for it.
