@@ -230,3 +230,57 @@ pub fn log_result(tail: &Bytes) -> Option<HeaderValue> {
     use base64::Engine as _;
     HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(tail)).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parts(a: Answer) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+        let (head, body) = a.into_parts();
+        let bytes = body.collect().await.unwrap_or_default().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or_default();
+        (head.status, head.headers, json)
+    }
+
+    #[tokio::test]
+    async fn aws_members_beside_rapids() {
+        let (s, h, j) = parts(error_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ServiceException,
+            "down",
+        ))
+        .await;
+        assert_eq!(s, 503);
+        assert_eq!(
+            h.get(ERROR_TYPE).map(|v| v.as_bytes()),
+            Some(&b"ServiceException"[..])
+        );
+        assert_eq!(j["Type"], "Service");
+        assert_eq!(j["Message"], "down");
+        assert_eq!(j["errorType"], "ServiceException");
+        assert_eq!(j["errorMessage"], "down");
+        assert!(j.get("message").is_none());
+
+        let (_, h, j) = parts(error_json(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorType::TooManyRequestsException,
+            "Rate exceeded",
+        ))
+        .await;
+        assert_eq!(j["Type"], "User");
+        assert_eq!(j["message"], "Rate exceeded");
+        assert_eq!(j["Reason"], THROTTLE_REASON);
+        assert_eq!(
+            h.get(header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+
+        let (_, _, j) = parts(error_json(
+            StatusCode::NOT_FOUND,
+            ErrorType::ResourceNotFoundException,
+            "Function not found: x",
+        ))
+        .await;
+        assert_eq!(j["Message"], "Function not found: x");
+    }
+}
