@@ -127,10 +127,13 @@ error_types! {
     TooManyRequestsException => "TooManyRequestsException",
     /// A malformed invoke request (bad client context, bad header, …).
     InvalidRequestContentException => "InvalidRequestContentException",
-    /// A parameter of the request is not acceptable (a missing tenant id).
-    InvalidParameterValueException => "InvalidParameterValueException",
     /// rapid cannot serve the invoke (shutting down, …).
     ServiceException => "ServiceException",
+    /// A function name or qualifier that does not match AWS's pattern.
+    ValidationException => "ValidationException",
+    /// A parameter whose value is not acceptable (the path's qualifier and
+    /// `?Qualifier=` disagree; no tenant id for a tenant-isolated function).
+    InvalidParameterValueException => "InvalidParameterValueException",
 }
 
 /// How a failure affects the sandbox.

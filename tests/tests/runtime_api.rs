@@ -292,7 +292,8 @@ fn next_carries_the_invokes_content_type() {
     let r = Rapid::builder().bootstrap(&boot).start();
     // No Content-Type on the invoke: the runtime sees application/json.
     assert_eq!(r.invoke(b"{}").text(), "\"ok\"");
-    let plain = r.invoke_with(b"plain words", &[("Content-Type", "text/plain")]);
+    // The event must be JSON (AWS's rule); its declared type still reaches the runtime.
+    let plain = r.invoke_with(b"\"plain words\"", &[("Content-Type", "text/plain")]);
     assert_eq!(plain.text(), "\"ok\"");
     let lines = recorded(&dir, 4);
     assert_eq!(lines[0], "ctype application/json", "{lines:?}");

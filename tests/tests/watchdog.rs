@@ -903,18 +903,22 @@ fn the_invoke_api_drives_a_watchdog_backend_when_given_an_address() {
         .arg("1s")
         .bootstrap("/bin/sh")
         .arg_after("-c")
-        .arg_after(r#"read -r ev; case "$ev" in fail*) echo "no good" >&2; exit 4;; slow*) sleep 30;; esac; echo "got $ev""#)
+        .arg_after(r#"read -r ev; case "$ev" in *fail*) echo "no good" >&2; exit 4;; *slow*) sleep 30;; esac; echo "got $ev""#)
         .start();
     assert!(eventually(Duration::from_secs(10), || TcpStream::connect(
         invoke
     )
     .is_ok()));
     let path = "/2015-03-31/functions/function/invocations";
-    let ok = post(invoke, path, b"hello\n");
+    // The Invoke API takes JSON events only, whatever serves them.
+    let not_json = post(invoke, path, b"hello\n");
+    assert_eq!(not_json.status, 400, "{}", not_json.text());
+    assert_eq!(not_json.error_type(), "InvalidRequestContentException");
+    let ok = post(invoke, path, b"\"hello\"\n");
     assert_eq!(ok.status, 200, "{}", ok.text());
-    assert_eq!(ok.text(), "got hello\n");
+    assert_eq!(ok.text(), "got \"hello\"\n");
     assert!(ok.header("x-amzn-requestid").is_some());
-    let failed = post(invoke, path, b"fail\n");
+    let failed = post(invoke, path, b"\"fail\"\n");
     assert_eq!(failed.status, 200);
     assert_eq!(failed.header("x-amz-function-error"), Some("Unhandled"));
     assert_eq!(failed.error_type(), "Function.Unknown");
@@ -928,7 +932,7 @@ fn the_invoke_api_drives_a_watchdog_backend_when_given_an_address() {
         "{}",
         failed.text()
     );
-    let slow = post(invoke, path, b"slow\n");
+    let slow = post(invoke, path, b"\"slow\"\n");
     assert_eq!(slow.header("x-amz-function-error"), Some("Unhandled"));
     assert_eq!(slow.error_type(), "Sandbox.Timedout");
     let event = request(
@@ -936,7 +940,7 @@ fn the_invoke_api_drives_a_watchdog_backend_when_given_an_address() {
         "POST",
         path,
         &[("x-amz-invocation-type", "Event")],
-        b"e\n",
+        b"\"e\"\n",
     );
     assert_eq!(event.status, 202);
     let dry = request(

@@ -81,6 +81,7 @@ struct Listeners {
     control: Option<TcpListener>,
     openfaas: Option<TcpListener>,
     invoke: Option<TcpListener>,
+    function_url: Option<TcpListener>,
 }
 
 async fn bind_opt(
@@ -100,6 +101,11 @@ impl Listeners {
     async fn bind(fronts: &Fronts, openfaas_primary: bool) -> Result<Listeners, BindError> {
         let metrics = bind_opt(fronts.metrics, "metrics endpoint").await?;
         let control = bind_opt(fronts.control.as_ref().map(|c| c.address), "control API").await?;
+        let function_url = bind_opt(
+            fronts.function_url.as_ref().map(|f| f.address),
+            "function URL front",
+        )
+        .await?;
         let openfaas_addr = fronts.openfaas.as_ref().map(|f| f.address);
         let (openfaas, invoke) = if openfaas_primary {
             let invoke = bind_opt(fronts.invoke, "Invoke API").await?;
@@ -113,6 +119,7 @@ impl Listeners {
             control,
             openfaas,
             invoke,
+            function_url,
         })
     }
 }
@@ -278,6 +285,7 @@ where
         watchdog_front = ?fronts.openfaas.as_ref().map(|f| f.address),
         control_api = ?fronts.control.as_ref().map(|c| c.address),
         metrics = ?fronts.metrics,
+        function_url = ?fronts.function_url.as_ref().map(|f| f.address),
         function = %function.name,
         took_ms = started.elapsed().as_millis() as u64,
         "rapid listening"
@@ -362,6 +370,14 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool
             router,
         ));
         openfaas = Some(front);
+    }
+    if let (Some(listener), Some(f)) = (l.function_url, &fronts.function_url) {
+        let router = fronts::function_url::router(table.clone(), f.mode, drain.clone());
+        let opts = Options {
+            peer: true,
+            ..opts(None)
+        };
+        tokio::spawn(serve_with(listener, "function-url", opts, router));
     }
     if let Some(listener) = l.invoke {
         let router = fronts::invoke::router(table, drain.clone());

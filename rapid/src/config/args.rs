@@ -191,6 +191,22 @@ pub struct Args {
     #[arg(long, env = "RAPID_CONTROL_API_ADDRESS", value_name = "HOST:PORT")]
     pub control_api_address: Option<SocketAddr>,
 
+    /// Address of the function URL front (off by default): any HTTP request
+    /// becomes a function URL event (payload format 2.0), the answer the response.
+    #[arg(long, env = "RAPID_FUNCTION_URL_ADDRESS", value_name = "HOST:PORT")]
+    pub function_url_address: Option<SocketAddr>,
+
+    /// The function URL's InvokeMode: BUFFERED (the whole answer, mapped) or
+    /// RESPONSE_STREAM (a streaming function's answer as it is produced).
+    #[arg(
+        long,
+        env = "RAPID_FUNCTION_URL_INVOKE_MODE",
+        value_enum,
+        default_value = "BUFFERED",
+        value_name = "MODE"
+    )]
+    pub function_url_invoke_mode: InvokeModeArg,
+
     /// File holding the control API's bearer token (required when the control
     /// address is not loopback).
     #[arg(long, env = "RAPID_CONTROL_TOKEN_FILE", value_name = "FILE")]
@@ -280,6 +296,28 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `--function-url-invoke-mode`, spelled as AWS's `InvokeMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InvokeModeArg {
+    /// The whole answer, mapped.
+    #[value(name = "BUFFERED")]
+    Buffered,
+    /// Streamed after the http-integration prelude.
+    #[value(name = "RESPONSE_STREAM")]
+    ResponseStream,
+}
+
+impl From<InvokeModeArg> for crate::fronts::function_url::InvokeMode {
+    fn from(a: InvokeModeArg) -> Self {
+        match a {
+            InvokeModeArg::Buffered => crate::fronts::function_url::InvokeMode::Buffered,
+            InvokeModeArg::ResponseStream => {
+                crate::fronts::function_url::InvokeMode::ResponseStream
+            }
+        }
+    }
 }
 
 /// `--one-shot[=recycle|exit]`.

@@ -17,6 +17,7 @@ pub use crate::lambda::Bootstrap;
 pub use args::{Args, LogFormat, LogLevel, OneShotArg};
 pub use watchdog::{apply_env_aliases, Mode, WatchdogArgs};
 
+pub use crate::fronts::function_url::{FunctionUrlConfig, InvokeMode};
 use crate::fronts::openfaas::OpenFaasConfig;
 use crate::lambda::{InitCaching, LambdaConfig, Lifecycle};
 use crate::parse;
@@ -69,6 +70,8 @@ pub struct Fronts {
     pub openfaas: Option<OpenFaasFront>,
     /// Prometheus `/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// The function URL front.
+    pub function_url: Option<FunctionUrlConfig>,
 }
 
 /// How long shutdown waits.
@@ -339,7 +342,7 @@ impl Config {
             token: token.clone(),
         });
         let scaling = scaling(&args, control.is_some() && w.mode == Mode::Lambda)?;
-        let (backend, fronts, drain) = if w.mode == Mode::Lambda {
+        let (backend, mut fronts, drain) = if w.mode == Mode::Lambda {
             let openfaas = match w.watchdog_address {
                 None => None,
                 Some(_) => Some(front_addresses(w)?),
@@ -388,6 +391,7 @@ impl Config {
                     Some((_, m)) => m,
                     None => lambda_metrics(w.metrics_port, invoke_address(&args))?,
                 },
+                function_url: None,
             };
             let drain = DrainPolicy {
                 in_flight: args.drain_timeout.unwrap_or(Duration::ZERO),
@@ -402,6 +406,10 @@ impl Config {
             let process = process_config(w, kind, one_shot, args.scratch_dir.clone());
             (BackendConfig::Process(Box::new(process)), fronts, drain)
         };
+        fronts.function_url = args.function_url_address.map(|address| FunctionUrlConfig {
+            address,
+            mode: args.function_url_invoke_mode.into(),
+        });
         Ok(Config {
             function,
             backend,

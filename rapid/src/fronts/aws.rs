@@ -7,7 +7,7 @@ use bytes::Bytes;
 use fatalerror::ErrorType;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
-use interop::{ErrorInvokeResponse, FunctionError};
+use interop::ErrorInvokeResponse;
 use runtime_api::ResponseBuilderExt;
 
 use crate::fronts::invoke::body::InvokeBody;
@@ -27,13 +27,61 @@ const LOG_RESULT: HeaderName = HeaderName::from_static("x-amz-log-result");
 const UNHANDLED: HeaderValue = HeaderValue::from_static("Unhandled");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// A JSON error body `{"errorMessage","errorType"}` with `status`.
+/// `X-Amzn-ErrorType`: where every AWS SDK reads the error's code first.
+pub const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
+/// The throttle reason rapid's full queue is (`TooManyRequestsException.Reason`).
+pub const THROTTLE_REASON: &str = "ConcurrentInvocationLimitExceeded";
+/// Seconds a throttled caller is told to wait (`Retry-After`).
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
+/// An AWS error answer with `status`: header `X-Amzn-ErrorType: <code>`, and a
+/// JSON body with AWS's members — `Type` (`User`, or `Service` for a 5xx),
+/// the message as the API model spells it (`Message` for
+/// `ResourceNotFoundException` and `ServiceException`, `message` otherwise),
+/// `Reason` on a throttle — plus rapid's own `errorType`/`errorMessage`.
 pub fn error_json(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Answer {
-    let body = FunctionError::new(error_type, message).to_json();
-    Response::builder()
+    error_json_reason(status, error_type, message, None)
+}
+
+/// [`error_json`] with the throttle's `Reason` when it is not a full queue's
+/// (`ReservedFunctionConcurrentInvocationLimitExceeded` with `--max-queue 0`).
+pub fn error_json_reason(
+    status: StatusCode,
+    error_type: ErrorType,
+    message: impl Into<String>,
+    reason: Option<&str>,
+) -> Answer {
+    let message = message.into();
+    let code = error_type.as_str();
+    let mut body = serde_json::Map::new();
+    let fault = if status.is_server_error() {
+        "Service"
+    } else {
+        "User"
+    };
+    body.insert("Type".into(), fault.into());
+    let message_key = match error_type {
+        ErrorType::ResourceNotFoundException | ErrorType::ServiceException => "Message",
+        _ => "message",
+    };
+    body.insert(message_key.into(), message.clone().into());
+    let throttled = error_type == ErrorType::TooManyRequestsException;
+    if throttled {
+        body.insert("Reason".into(), reason.unwrap_or(THROTTLE_REASON).into());
+    }
+    body.insert("errorType".into(), code.into());
+    body.insert("errorMessage".into(), message.into());
+    let json = serde_json::Value::Object(body).to_string();
+    let mut b = Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(InvokeBody::Full(Some(body.into())))
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Ok(v) = HeaderValue::from_str(code) {
+        b = b.header(ERROR_TYPE, v);
+    }
+    if throttled {
+        b = b.header(header::RETRY_AFTER, RETRY_AFTER_SECONDS);
+    }
+    b.body_or_500(InvokeBody::Full(Some(json.into())))
 }
 
 /// The status of a refusal; `None` for the function's own failures, which
@@ -57,18 +105,7 @@ pub fn refusal(status: StatusCode, e: &InvokeError) -> Answer {
         InvokeError::Throttled => tracing::info!("invoke throttled: every sandbox is busy"),
         _ => {}
     }
-    let Some(reason) = e.reason() else {
-        return error_json(status, e.error_type(), e.to_string());
-    };
-    let body = serde_json::json!({
-        "errorMessage": e.to_string(),
-        "errorType": e.error_type(),
-        "Reason": reason,
-    });
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body_or_500(InvokeBody::Full(Some(body.to_string().into())))
+    error_json_reason(status, e.error_type(), e.to_string(), e.reason())
 }
 
 /// A function's failure: its error document, marked `Unhandled`.
@@ -116,6 +153,31 @@ pub fn ok_with_tail(tail: Option<&Bytes>) -> http::response::Builder {
         Some(v) => b.header(LOG_RESULT, v),
         None => b,
     }
+}
+
+/// A failure's error type and message as the function reported them: the
+/// `errorType`/`errorMessage` of the body it posted (what the classic
+/// endpoint answers), else rapid's sanitised type and message; with no
+/// message, the whole body.
+pub fn reported_error(doc: &ErrorInvokeResponse) -> (String, String) {
+    let fe = &doc.function_error;
+    let posted: Option<serde_json::Value> = doc
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_slice(p).ok());
+    let field = |k: &str| {
+        posted
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let code = field("errorType").unwrap_or_else(|| fe.error_type.as_str().to_owned());
+    let message = field("errorMessage")
+        .or_else(|| (!fe.error_message.is_empty()).then(|| fe.error_message.clone()))
+        .unwrap_or_else(|| String::from_utf8_lossy(&doc.body()).into_owned());
+    (code, message)
 }
 
 /// Set `name` unless the answer has it (the ids every invoke answer carries).
@@ -182,4 +244,58 @@ pub fn shutting_down() -> Answer {
 pub fn log_result(tail: &Bytes) -> Option<HeaderValue> {
     use base64::Engine as _;
     HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(tail)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parts(a: Answer) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+        let (head, body) = a.into_parts();
+        let bytes = body.collect().await.unwrap_or_default().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or_default();
+        (head.status, head.headers, json)
+    }
+
+    #[tokio::test]
+    async fn aws_members_beside_rapids() {
+        let (s, h, j) = parts(error_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ServiceException,
+            "down",
+        ))
+        .await;
+        assert_eq!(s, 503);
+        assert_eq!(
+            h.get(ERROR_TYPE).map(|v| v.as_bytes()),
+            Some(&b"ServiceException"[..])
+        );
+        assert_eq!(j["Type"], "Service");
+        assert_eq!(j["Message"], "down");
+        assert_eq!(j["errorType"], "ServiceException");
+        assert_eq!(j["errorMessage"], "down");
+        assert!(j.get("message").is_none());
+
+        let (_, h, j) = parts(error_json(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorType::TooManyRequestsException,
+            "Rate exceeded",
+        ))
+        .await;
+        assert_eq!(j["Type"], "User");
+        assert_eq!(j["message"], "Rate exceeded");
+        assert_eq!(j["Reason"], THROTTLE_REASON);
+        assert_eq!(
+            h.get(header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+
+        let (_, _, j) = parts(error_json(
+            StatusCode::NOT_FOUND,
+            ErrorType::ResourceNotFoundException,
+            "Function not found: x",
+        ))
+        .await;
+        assert_eq!(j["Message"], "Function not found: x");
+    }
 }

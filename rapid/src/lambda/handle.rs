@@ -105,6 +105,7 @@ impl LambdaSandbox {
             client_context: context.client_context,
             cognito_identity: context.cognito_identity,
             tenant_id: header(header::HeaderName::from_static("x-amz-tenant-id")),
+            invoked_arn: context.invoked_function_arn,
             reply: reply_tx,
             tail: tail_tx,
             result: result_tx,

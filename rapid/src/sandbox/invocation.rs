@@ -33,6 +33,9 @@ pub struct LambdaContext {
     pub client_context: Option<String>,
     /// Cognito identity JSON (`Lambda-Runtime-Cognito-Identity`).
     pub cognito_identity: Option<String>,
+    /// The ARN as the caller named the function, with its qualifier
+    /// (`Lambda-Runtime-Invoked-Function-Arn`); `None`: the function's own ARN.
+    pub invoked_function_arn: Option<String>,
 }
 
 /// Who bounds an invocation's time, beyond the function's own timeout.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::resolve::{self, ResolveError};
 use super::Sandbox;
 
 /// A function's identity.
@@ -41,6 +42,15 @@ pub struct Resolved {
     pub sandbox: Arc<dyn Sandbox>,
 }
 
+/// A function as a caller named it.
+pub struct Target<'a> {
+    /// The function.
+    pub function: &'a Resolved,
+    /// Its ARN as invoked: with the caller's qualifier, nothing added
+    /// (`Lambda-Runtime-Invoked-Function-Arn`).
+    pub invoked_arn: String,
+}
+
 /// The functions rapid serves; the first is the default one (the Invoke
 /// API's `function`).
 #[derive(Clone, Default)]
@@ -56,12 +66,83 @@ impl FunctionTable {
         }
     }
 
-    /// The function a path names: `function` (the default) or a function's name.
-    pub fn resolve(&self, name: &str) -> Option<&Resolved> {
-        if name == "function" {
-            return self.entries.first();
+    /// The function a caller names, as the Invoke API accepts it: `name`,
+    /// `name:qualifier`, the full ARN `arn:aws:lambda:REGION:ACCOUNT:function:name[:qualifier]`,
+    /// the partial ARN `ACCOUNT:function:name[:qualifier]` (already percent-decoded), plus an
+    /// optional `Qualifier` parameter. `function` names the default function. rapid has no
+    /// aliases: the qualifiers served are `$LATEST` and the function's configured version.
+    pub fn resolve(
+        &self,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Target<'_>, ResolveError> {
+        let parsed = resolve::parse(function_name).ok_or_else(|| ResolveError::Invalid {
+            field: "functionName",
+            value: function_name.to_owned(),
+            pattern: resolve::FUNCTION_NAME_PATTERN,
+        })?;
+        if let Some(q) = qualifier {
+            if !resolve::valid_qualifier(q) {
+                return Err(ResolveError::Invalid {
+                    field: "qualifier",
+                    value: q.to_owned(),
+                    pattern: resolve::QUALIFIER_PATTERN,
+                });
+            }
         }
-        self.entries.iter().find(|e| e.id.name == name)
+        let qualifier = match (parsed.qualifier, qualifier) {
+            (Some(a), Some(b)) if a != b => return Err(ResolveError::QualifierMismatch),
+            (a, b) => a.or(b),
+        };
+        let Some(first) = self.entries.first() else {
+            return Err(ResolveError::NotFound {
+                arn: function_name.to_owned(),
+            });
+        };
+        let here = &first.id;
+        if let Some(region) = parsed.region {
+            if region != here.region {
+                return Err(ResolveError::WrongRegion {
+                    theirs: region.to_owned(),
+                    ours: here.region.clone(),
+                });
+            }
+        }
+        let account = parsed.account.unwrap_or(&here.account);
+        let qualified = |name: &str| {
+            let arn = format!("arn:aws:lambda:{}:{account}:function:{name}", here.region);
+            match qualifier {
+                Some(q) => format!("{arn}:{q}"),
+                None => arn,
+            }
+        };
+        let not_found = |name: &str| ResolveError::NotFound {
+            arn: match qualifier {
+                Some(_) => qualified(name),
+                None => format!("{}:$LATEST", qualified(name)),
+            },
+        };
+        if account != here.account {
+            return Err(not_found(parsed.name));
+        }
+        let function = if parsed.name == "function" {
+            first
+        } else {
+            self.entries
+                .iter()
+                .find(|e| e.id.name == parsed.name)
+                .ok_or_else(|| not_found(parsed.name))?
+        };
+        if let Some(q) = qualifier {
+            if q != "$LATEST" && q != function.id.version {
+                return Err(not_found(&function.id.name));
+            }
+        }
+        Ok(Target {
+            function,
+            invoked_arn: function.id.arn_of(&function.id.name)
+                + &qualifier.map(|q| format!(":{q}")).unwrap_or_default(),
+        })
     }
 
     /// The default function.

@@ -273,6 +273,7 @@ async fn invoke(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Resp
         context: LambdaContext {
             client_context: inv.client_context,
             cognito_identity: None,
+            invoked_function_arn: None,
         },
         budget: inv.budget.map_or(Budget::Function, Budget::Platform),
         log_tail: false,

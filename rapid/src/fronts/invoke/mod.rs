@@ -28,7 +28,8 @@ use self::body::{EventStream, InvokeBody};
 use super::aws::{self, Answer};
 use super::Drain;
 use crate::sandbox::{
-    Body, Budget, FunctionTable, Invocation, InvokeError, LambdaContext, Reply, Resolved,
+    Body, Budget, FunctionTable, Invocation, InvokeError, LambdaContext, Reply, ResolveError,
+    Resolved,
 };
 
 /// The two invoke endpoints.
@@ -53,10 +54,21 @@ pub enum InvokeApiError {
     NoRoute(Method, String),
     /// An invoke route with another method (405).
     NotPost(Method),
-    /// A function that is not served here (404).
-    UnknownFunction(String),
+    /// A name that names no function here (400 or 404, as AWS answers).
+    Resolve(ResolveError),
     /// A malformed request (400).
     InvalidRequest(String),
+    /// An event larger than AWS takes for its invocation type (413).
+    TooLarge {
+        /// The limit.
+        limit: usize,
+        /// An `Event` invocation (else synchronous).
+        event: bool,
+        /// The request's size, when known.
+        size: Option<u64>,
+        /// The whole request was read (the connection may be reused).
+        complete: bool,
+    },
     /// The sandbox refused the invocation.
     Sandbox(InvokeError),
 }
@@ -74,22 +86,59 @@ impl IntoResponse for InvokeApiError {
                 ErrorType::MethodNotAllowed,
                 format!("Method {m} is not allowed; invoke with POST"),
             ),
-            InvokeApiError::UnknownFunction(arn) => aws::error_json(
-                StatusCode::NOT_FOUND,
-                ErrorType::ResourceNotFoundException,
-                format!("Function not found: {arn}"),
-            ),
+            InvokeApiError::Resolve(e) => {
+                let status = match e {
+                    ResolveError::Invalid { .. } | ResolveError::QualifierMismatch => {
+                        StatusCode::BAD_REQUEST
+                    }
+                    ResolveError::WrongRegion { .. } | ResolveError::NotFound { .. } => {
+                        StatusCode::NOT_FOUND
+                    }
+                };
+                aws::error_json(status, e.error_type(), e.to_string())
+            }
+            InvokeApiError::TooLarge {
+                limit,
+                event,
+                size,
+                complete,
+            } => {
+                let mut a = aws::error_json(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorType::RequestEntityTooLargeException,
+                    request::too_large_message(limit, event, size),
+                );
+                if !complete {
+                    // The rest of the body is not read: the connection cannot be reused.
+                    a.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                a
+            }
             InvokeApiError::InvalidRequest(m) => aws::error_json(
                 StatusCode::BAD_REQUEST,
                 ErrorType::InvalidRequestContentException,
                 m,
             ),
-            InvokeApiError::Sandbox(e) => {
-                let status = aws::service_status(&e).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                aws::refusal(status, &e)
-            }
+            InvokeApiError::Sandbox(e) => match aws::service_status(&e) {
+                Some(status) => aws::refusal(status, &e),
+                None => aws::error_json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorType::ServiceException,
+                    e.to_string(),
+                ),
+            },
         };
-        answer.map(Body::new)
+        let mut answer = answer.map(Body::new);
+        // Every answer carries a request id; an invoke's own replaces this one.
+        set_request_id(&mut answer, &RequestId::generate());
+        answer
+    }
+}
+
+fn set_request_id<B>(answer: &mut http::Response<B>, id: &RequestId) {
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        answer.headers_mut().insert(aws::REQUEST_ID, v);
     }
 }
 
@@ -118,26 +167,35 @@ async fn invoke(
     req: Request,
     endpoint: Endpoint,
 ) -> Response {
-    if name.is_empty() {
-        return InvokeApiError::NoRoute(req.method().clone(), req.uri().path().to_owned())
-            .into_response();
-    }
-    let Some(function) = api.table.resolve(&name) else {
-        let arn = api
-            .table
-            .default_function()
-            .map_or_else(|| name.clone(), |f| f.id.arn_of(&name));
-        return InvokeApiError::UnknownFunction(arn).into_response();
-    };
     let id = RequestId::generate();
+    if name.is_empty() {
+        let mut answer = InvokeApiError::NoRoute(req.method().clone(), req.uri().path().to_owned())
+            .into_response();
+        set_request_id(&mut answer, &id);
+        return answer;
+    }
+    let qualifier = request::qualifier(req.uri());
+    let target = match api.table.resolve(&name, qualifier.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            let mut answer = InvokeApiError::Resolve(e).into_response();
+            set_request_id(&mut answer, &id);
+            return answer;
+        }
+    };
+    let function = target.function;
     let span = tracing::debug_span!("invoke", request_id = %id);
     let mut answer = match api
-        .run(function, id.clone(), endpoint, req)
+        .run(function, target.invoked_arn, id.clone(), endpoint, req)
         .instrument(span)
         .await
     {
         Ok(a) => a,
-        Err(e) => e.into_response().map(InvokeBody::Http),
+        Err(e) => {
+            let mut answer = e.into_response();
+            set_request_id(&mut answer, &id);
+            answer.map(InvokeBody::Http)
+        }
     };
     // Every answer to an invoke carries its ids, errors included.
     aws::ensure_header(&mut answer, aws::REQUEST_ID, id.as_str());
@@ -149,6 +207,7 @@ impl InvokeApi {
     async fn run(
         &self,
         function: &Resolved,
+        invoked_arn: String,
         id: RequestId,
         endpoint: Endpoint,
         req: Request,
@@ -161,7 +220,7 @@ impl InvokeApi {
         let kind = InvocationType::parse(request::header_str(h, request::INVOCATION_TYPE))
             .map_err(InvokeApiError::InvalidRequest)?;
         let client_context = request::client_context(h)?;
-        let payload = request::read_payload(h, body).await?;
+        let payload = request::read_payload(h, body, kind == InvocationType::Event).await?;
         if kind == InvocationType::DryRun {
             return Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
@@ -178,6 +237,7 @@ impl InvokeApi {
             context: LambdaContext {
                 client_context,
                 cognito_identity: None,
+                invoked_function_arn: Some(invoked_arn),
             },
             budget: Budget::Function,
             log_tail,
@@ -233,17 +293,11 @@ async fn event_stream(reply: Reply) -> Answer {
             Some(status) => aws::refusal(status, &e),
             None => {
                 let doc = e.to_lambda();
-                let fe = &doc.function_error;
-                tracing::debug!(error_type = %fe.error_type, "streaming invoke answered with an error");
-                let details = if fe.error_message.is_empty() {
-                    String::from_utf8_lossy(&doc.body()).into_owned()
-                } else {
-                    fe.error_message.clone()
-                };
+                let (code, details) = aws::reported_error(&doc);
+                tracing::debug!(error_type = %code, "streaming invoke answered with an error");
                 b.header(aws::FUNCTION_ERROR, "Unhandled")
                     .body_or_500(InvokeBody::EventStream(EventStream::failed(
-                        fe.error_type.as_str(),
-                        &details,
+                        &code, &details,
                     )))
             }
         },

@@ -5,10 +5,9 @@ use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName};
 use http_body_util::BodyExt;
-use interop::MAX_PAYLOAD;
 
 use super::InvokeApiError;
-use crate::sandbox::{Body, InvokeError};
+use crate::sandbox::Body;
 
 /// `X-Amz-Invocation-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +60,18 @@ pub fn decode_client_context(raw: &str) -> Result<String, String> {
     serde_json::to_string(&value).map_err(|e| e.to_string())
 }
 
+/// The most base64 AWS takes in `X-Amz-Client-Context` (the API reference: "Up to
+/// 3,583 bytes of base64-encoded data").
+pub const MAX_CLIENT_CONTEXT: usize = 3583;
+
 /// The request's client context, if it has one.
 pub(super) fn client_context(h: &HeaderMap) -> Result<Option<String>, InvokeApiError> {
     match h.get(CLIENT_CONTEXT) {
         None => Ok(None),
+        Some(v) if v.len() > MAX_CLIENT_CONTEXT => Err(InvokeApiError::InvalidRequest(format!(
+            "Client context must be a valid Base64-encoded JSON object of at most {MAX_CLIENT_CONTEXT} bytes; this one is {} bytes",
+            v.len()
+        ))),
         Some(v) => {
             let raw = v.to_str().map_err(|_| {
                 InvokeApiError::InvalidRequest(
@@ -79,35 +86,118 @@ pub(super) fn client_context(h: &HeaderMap) -> Result<Option<String>, InvokeApiE
     }
 }
 
-fn too_large(size: Option<u64>) -> InvokeApiError {
-    InvokeApiError::Sandbox(InvokeError::TooLarge {
-        limit: MAX_PAYLOAD,
-        size,
-    })
-}
+/// The largest synchronous request AWS takes (6 MiB; "Request must be smaller
+/// than 6291456 bytes for the InvokeFunction operation").
+pub const MAX_REQUEST: usize = 6 * 1024 * 1024;
+/// The largest `Event` request AWS takes (1 MiB since October 2025).
+pub const MAX_EVENT_REQUEST: usize = 1024 * 1024;
 
-/// Read the event, refusing more than `MAX_PAYLOAD` bytes before the runtime sees any.
-pub(super) async fn read_payload(h: &HeaderMap, mut body: Body) -> Result<Bytes, InvokeApiError> {
-    let declared: Option<u64> =
-        header_str(h, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
-    if let Some(n) = declared {
-        if n > MAX_PAYLOAD as u64 {
-            return Err(too_large(Some(n)));
+/// How much of a too-large request is read (and dropped) before it is answered.
+const DISCARD_LIMIT: u64 = 4 * MAX_REQUEST as u64;
+
+/// AWS's message for a request over `limit`.
+pub(super) fn too_large_message(limit: usize, event: bool, size: Option<u64>) -> String {
+    match (event, size) {
+        (false, _) => {
+            format!("Request must be smaller than {limit} bytes for the InvokeFunction operation")
+        }
+        (true, Some(n)) => {
+            format!(
+                "{n} byte payload is too large for the Event invocation type (limit {limit} bytes)"
+            )
+        }
+        (true, None) => {
+            format!("Request must be smaller than {limit} bytes for the Event invocation type")
         }
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+}
+
+/// Read the event, refusing more than AWS takes for the invocation type
+/// before the runtime sees any, and anything that is not JSON (an empty body is).
+pub(super) async fn read_payload(
+    h: &HeaderMap,
+    mut body: Body,
+    event: bool,
+) -> Result<Bytes, InvokeApiError> {
+    let limit = if event {
+        MAX_EVENT_REQUEST
+    } else {
+        MAX_REQUEST
+    };
+    let declared: Option<u64> =
+        header_str(h, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    // Past the limit the rest is read and dropped (up to DISCARD_LIMIT), so the
+    // client, still sending, gets the 413 instead of a broken pipe.
+    let mut over: Option<u64> = declared.filter(|n| *n > limit as u64).map(|_| 0);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             InvokeApiError::InvalidRequest(format!("Could not read the request body: {e}"))
         })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_PAYLOAD {
-                return Err(too_large(None));
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match over.as_mut() {
+            Some(seen) => *seen += data.len() as u64,
+            None if buf.len() + data.len() > limit => {
+                over = Some((buf.len() + data.len()) as u64);
+                buf.clear();
             }
-            buf.extend_from_slice(&data);
+            None => buf.extend_from_slice(&data),
+        }
+        if over.is_some_and(|seen| seen > DISCARD_LIMIT) {
+            return Err(InvokeApiError::TooLarge {
+                limit,
+                event,
+                size: declared,
+                complete: false,
+            });
         }
     }
+    if let Some(seen) = over {
+        return Err(InvokeApiError::TooLarge {
+            limit,
+            event,
+            size: Some(declared.unwrap_or(seen)),
+            complete: true,
+        });
+    }
+    check_json(&buf)?;
     Ok(buf.freeze())
+}
+
+/// Any JSON value, or nothing, as AWS takes it.
+fn check_json(payload: &[u8]) -> Result<(), InvokeApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload)
+        .map(|_| ())
+        .map_err(|e| {
+            InvokeApiError::InvalidRequest(format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ))
+        })
+}
+
+/// The `Qualifier` query parameter, percent-decoded.
+pub(super) fn qualifier(uri: &http::Uri) -> Option<String> {
+    let query = uri.query()?;
+    form_urlencoded_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "Qualifier")
+        .map(|(_, v)| v)
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    use axum::extract::Query;
+    let uri: http::Uri = match format!("/?{query}").parse() {
+        Ok(u) => u,
+        Err(_) => return Vec::new(),
+    };
+    Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

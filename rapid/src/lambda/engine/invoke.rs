@@ -42,7 +42,7 @@ impl Engine {
             client_context: req.client_context,
             cognito_identity: req.cognito_identity,
             tenant_id: req.tenant_id,
-            invoked_function_arn: self.arn.clone(),
+            invoked_function_arn: req.invoked_arn.unwrap_or_else(|| self.arn.clone()),
             content_type: req.content_type,
             payload_size: req.payload.len(),
             timeout_ms: req

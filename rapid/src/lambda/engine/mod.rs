@@ -60,6 +60,8 @@ pub struct InvokeRequest {
     pub cognito_identity: Option<String>,
     /// `X-Amz-Tenant-Id`.
     pub tenant_id: Option<String>,
+    /// The ARN as invoked (with the caller's qualifier); `None`: the function's.
+    pub invoked_arn: Option<String>,
     /// Where the outcome goes.
     pub reply: OutcomeSender,
     /// Where the log tail goes, when the invoker asked for it.

@@ -259,6 +259,7 @@ impl Harness {
             trace_id: None,
             client_context: None,
             cognito_identity: None,
+            invoked_arn: None,
             reply,
             tail: None,
             result: Some(result),
