@@ -126,6 +126,8 @@ error_types! {
     InvalidRequestContentException => "InvalidRequestContentException",
     /// rapid cannot serve the invoke (shutting down, …).
     ServiceException => "ServiceException",
+    /// The client's request body made no progress within the body timeout.
+    RequestTimeoutException => "RequestTimeoutException",
 }
 
 /// How a failure affects the sandbox.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use interop::ShutdownReason;
 use runtime_api::gauge::Gauge;
-use runtime_api::server::{serve_with, Options};
+use runtime_api::server::{default_max_connections, serve_with, Options, Slots};
 use tokio::net::TcpListener;
 
 pub use inproc::serve;
@@ -205,6 +205,7 @@ where
     F: FnOnce(Plumbing) -> Fut,
     Fut: std::future::Future<Output = Result<Arc<dyn Sandbox>, StartError>>,
 {
+    crate::supervisor::seal_inherited_fds();
     become_subreaper();
     let mut signals = match Signals::install() {
         Ok(s) => s,
@@ -271,10 +272,19 @@ struct Served {
 fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners) -> Served {
     let drain = Drain::default();
     let connections = Arc::new(Gauge::default());
+    // One bound over every front callers outside the sandbox reach.
+    let bound = fronts
+        .limits
+        .max_connections
+        .unwrap_or_else(default_max_connections);
+    let slots = Slots::new(bound);
+    tracing::debug!(max_connections = bound, limits = ?fronts.limits.timeouts, "front limits");
     let opts = |read_timeout: Option<Duration>| Options {
         read_timeout,
         stop: Some(drain.stop_signal()),
         connections: Some(connections.clone()),
+        limits: fronts.limits.timeouts,
+        slots: Some(slots.clone()),
         ..Options::default()
     };
     let in_flight = Arc::new(Gauge::default());

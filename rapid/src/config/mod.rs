@@ -7,6 +7,7 @@
 //!   options with of-watchdog's variable names.
 
 pub mod args;
+pub mod limits;
 pub mod watchdog;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -69,6 +70,8 @@ pub struct Fronts {
     pub openfaas: Option<OpenFaasFront>,
     /// Prometheus `/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Timeouts and the connection bound of all of them.
+    pub limits: limits::FrontLimits,
 }
 
 /// How long shutdown waits.
@@ -224,7 +227,10 @@ fn process_kind(w: &WatchdogArgs, command: &[String]) -> Result<ProcessKind, Con
             if std::fs::read_dir(&root).is_err() {
                 return Err(ConfigError::BadStaticPath(root));
             }
-            ProcessKind::Static { root }
+            ProcessKind::Static {
+                root,
+                follow_symlinks: w.static_follow_symlinks,
+            }
         }
     })
 }
@@ -367,6 +373,7 @@ impl Config {
                     },
                 }),
                 metrics: openfaas.and_then(|(_, m)| m),
+                limits: limits::FrontLimits::default(),
             };
             let drain = DrainPolicy {
                 in_flight: Duration::ZERO,
@@ -381,6 +388,8 @@ impl Config {
             let process = process_config(w, kind, one_shot, args.scratch_dir.clone());
             (BackendConfig::Process(Box::new(process)), fronts, drain)
         };
+        let mut fronts = fronts;
+        fronts.limits = limits::FrontLimits::from(&args.limits);
         Ok(Config {
             function,
             backend,

@@ -18,12 +18,15 @@ const CRC_LEN: usize = 4;
 const TYPE_STRING: u8 = 7;
 
 /// The longest header name the format allows.
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
 pub const MAX_HEADER_NAME: usize = 255;
 /// The longest string header value decoders accept (`i16::MAX`, as the CRT,
 /// Java, Go and Rust SDKs read it, though the length field is a `u16`).
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
 pub const MAX_HEADER_VALUE: usize = i16::MAX as usize;
 
 /// A message the format cannot carry.
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// A header name past 255 bytes.
@@ -38,6 +41,7 @@ pub enum FrameError {
 }
 
 /// Encode one message with string headers, refusing what the format cannot carry.
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
 pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Result<Bytes, FrameError> {
     for (name, value) in headers {
         if name.len() > MAX_HEADER_NAME {

@@ -98,7 +98,12 @@ pub(super) async fn read_payload(h: &HeaderMap, mut body: Body) -> Result<Bytes,
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            InvokeApiError::InvalidRequest(format!("Could not read the request body: {e}"))
+            let why = format!("Could not read the request body: {e}");
+            if crate::sandbox::body_timed_out(&e) {
+                InvokeApiError::Sandbox(InvokeError::RequestTimeout(why))
+            } else {
+                InvokeApiError::InvalidRequest(why)
+            }
         })?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > MAX_PAYLOAD {
