@@ -13,6 +13,7 @@ mod compare;
 mod floor;
 mod procs;
 mod report;
+mod soak;
 mod watchdog;
 
 use std::path::PathBuf;
@@ -105,6 +106,7 @@ fn main() -> ExitCode {
         }
         Some("watchdog") => return watchdog_main(raw),
         Some("compare") => return compare_main(raw),
+        Some("soak") => return soak::main(raw),
         Some("extension") => {
             let name = raw.next().unwrap_or_else(|| "bench-ext".into());
             let port = raw.next().and_then(|p| p.parse().ok());

@@ -302,3 +302,77 @@ fn http_mode_answers_a_stalled_client_body_408_not_502() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(request(r.invoke, "POST", "/", &[], b"fine").status, 200);
 }
+
+#[test]
+fn a_last_line_without_a_newline_reaches_stdout_on_sigterm() {
+    let tmp = TempDir::new("last-line");
+    let runtime = rapid_tests::shell_runtime(
+        &tmp,
+        r#"trap 'printf "last words without a newline"; exit 0' TERM"#,
+        rapid_tests::POST_OK,
+    );
+    let mut r = Rapid::builder().bootstrap(runtime).start();
+    assert_eq!(r.invoke(b"{}").status, 200);
+    r.signal(libc::SIGTERM);
+    let status = r.wait_exit(Duration::from_secs(10)).expect("rapid exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        rapid_tests::eventually(Duration::from_secs(5), || r
+            .stdout()
+            .contains("last words without a newline")),
+        "stdout: {}",
+        r.stdout()
+    );
+}
+
+#[test]
+fn a_flood_of_output_is_all_on_stdout_before_rapid_exits() {
+    const N: usize = 20_000_000;
+    let tmp = TempDir::new("flood");
+    let runtime = rapid_tests::shell_runtime(
+        &tmp,
+        "",
+        &format!(
+            "  head -c {N} /dev/zero | tr '\\0' x; echo\n{}",
+            rapid_tests::POST_OK
+        ),
+    );
+    let mut r = Rapid::builder().bootstrap(runtime).start();
+    assert_eq!(r.invoke(b"{}").status, 200);
+    r.signal(libc::SIGTERM);
+    let status = r.wait_exit(Duration::from_secs(20)).expect("rapid exits");
+    assert!(status.success(), "{status:?}");
+    // The flood's line, whole (it is longer than any piece rapid reads).
+    let longest = |r: &Rapid| {
+        r.stdout()
+            .lines()
+            .filter(|l| l.bytes().all(|b| b == b'x'))
+            .map(str::len)
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(
+        rapid_tests::eventually(Duration::from_secs(10), || longest(&r) == N),
+        "{} of {N} bytes reached stdout",
+        longest(&r)
+    );
+}
+
+/// Found by the `invoke_api` fuzz target: a function name that is not UTF-8
+/// once percent-decoded was axum's plain-text 400.
+#[test]
+fn a_function_name_that_is_not_utf8_is_a_json_400() {
+    let r = lambda(&[]);
+    for path in [
+        "/2015-03-31/functions/S%ff%fe/invocations",
+        "/2021-11-15/functions/%c3%28/response-streaming-invocations",
+    ] {
+        let resp = request(r.invoke, "POST", path, &[], b"{}");
+        assert_eq!(resp.status, 400, "{path}: {}", resp.text());
+        assert_eq!(
+            resp.error_type(),
+            "InvalidRequestContentException",
+            "{path}"
+        );
+    }
+}

@@ -222,6 +222,8 @@ where
         Ok(o) => o,
         Err(e) => return setup_failed(format!("cannot start the output thread: {e}")),
     };
+    // Kept to flush the runtime's last output before rapid exits.
+    let output = out.clone();
     let listeners = match Listeners::bind(&fronts, openfaas_primary).await {
         Ok(l) => l,
         Err(e) => return bind_failed(&e),
@@ -257,6 +259,10 @@ where
         _ => Duration::ZERO,
     };
     drain(&served, sandbox.as_ref(), delay, policy).await;
+    // Every byte the runtime and extensions wrote, on stdout before exiting.
+    if !output.finish(policy.flush).await {
+        tracing::warn!("output still arriving at the end of the drain; exiting anyway");
+    }
     tracing::info!("stopped");
     ExitCode::from(exit_code::OK)
 }
