@@ -64,6 +64,13 @@ fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
+## make soak: 10^6 sequential + 10^5 concurrent invokes (RSS, fds sampled) and a chaos run,
+## every answer checked; figures to docs/benchmarks.md (Reliability). Not part of make test.
+SOAK_ARGS ?=
+soak:
+	$(CARGO) build --release -p rapid -p echo-function -p rapid-bench
+	./target/release/rapid-bench soak --rapid ./target/release/rapid --function ./target/release/echo-function --out docs/benchmarks.md $(SOAK_ARGS)
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

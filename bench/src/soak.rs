@@ -482,7 +482,7 @@ fn chaos(o: &Opts) -> Result<(Chaos, Vec<i32>), String> {
             }
             3 => c.half_closed += 1,
             4 => c.slow += 1,
-            5 if i % 50 == 5 => {
+            _ if i % 50 == 25 => {
                 // Exhaust the connection bound with silent clients.
                 let hold: Vec<_> = (0..64)
                     .filter_map(|_| TcpStream::connect(addr).ok())

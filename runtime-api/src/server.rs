@@ -83,6 +83,11 @@ pub struct Options {
     pub limits: Limits,
     /// The bound on open connections (shared by the fronts that hold it).
     pub slots: Option<Arc<Slots>>,
+    /// A client's end of file while its request is in flight is a
+    /// half-close: it still gets the answer. Off, it means the client left
+    /// and the request is dropped (the OpenFaaS front: a forked process
+    /// goes with its client).
+    pub half_close: bool,
 }
 
 impl Default for Options {
@@ -95,6 +100,7 @@ impl Default for Options {
             peer: false,
             limits: Limits::NONE,
             slots: None,
+            half_close: true,
         }
     }
 }
@@ -201,6 +207,7 @@ where
         let with_peer = opts.peer;
         let limits = opts.limits;
         let slots = opts.slots.clone();
+        let half_close = opts.half_close;
         tokio::spawn(async move {
             let _live = live;
             let _slot = slot;
@@ -231,7 +238,7 @@ where
             let mut builder = http1::Builder::new();
             builder
                 .keep_alive(true)
-                .half_close(true)
+                .half_close(half_close)
                 .max_buf_size(1024 * 1024);
             if read_timeout.is_some() {
                 builder

@@ -285,8 +285,13 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners) -> Served {
         .unwrap_or_else(default_max_connections);
     let slots = Slots::new(bound);
     tracing::debug!(max_connections = bound, limits = ?fronts.limits.timeouts, "front limits");
-    let opts = |read_timeout: Option<Duration>| Options {
+    let opts = |read_timeout: Option<Duration>, half_close: bool| Options {
         read_timeout,
+        // The Lambda-style fronts: an invoke runs to its end anyway, so a
+        // client that half-closes gets its answer. The OpenFaaS front keeps
+        // of-watchdog's contract: a client that leaves takes its forked
+        // process with it (an end of file cannot tell the two apart).
+        half_close,
         stop: Some(drain.stop_signal()),
         connections: Some(connections.clone()),
         limits: fronts.limits.timeouts,
@@ -299,13 +304,13 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners) -> Served {
         tokio::spawn(serve_with(
             listener,
             "metrics",
-            opts(None),
+            opts(None, true),
             fronts::metrics::router(metrics.clone()),
         ));
     }
     if let (Some(listener), Some(c)) = (l.control, &fronts.control) {
         let router = fronts::control::router(table.clone(), c.token.clone(), drain.clone());
-        tokio::spawn(serve_with(listener, "control", opts(None), router));
+        tokio::spawn(serve_with(listener, "control", opts(None, true), router));
     }
     let mut openfaas = None;
     if let (Some(listener), Some(f), Some(function)) =
@@ -329,14 +334,14 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners) -> Served {
         tokio::spawn(serve_with(
             listener,
             "watchdog",
-            opts(f.config.read_timeout),
+            opts(f.config.read_timeout, false),
             router,
         ));
         openfaas = Some(front);
     }
     if let Some(listener) = l.invoke {
         let router = fronts::invoke::router(table, drain.clone());
-        tokio::spawn(serve_with(listener, "invoke", opts(None), router));
+        tokio::spawn(serve_with(listener, "invoke", opts(None, true), router));
     }
     Served {
         drain,
