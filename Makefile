@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test test-vm bench bench-core bench-watchdog bench-pool bench-compare lint fmt clean
+.PHONY: all build run test test-vm bench bench-core bench-watchdog bench-pool bench-compare lint fmt clean fuzz soak
 
 all: build
 
@@ -62,6 +62,19 @@ bench-compare:
 	$(CARGO) build --release --workspace --bins
 	bash bench/build-base.sh $(BASE)
 	./target/release/rapid-bench compare --rapid ./target/release/rapid --base ./target/bench-base/release/rapid --function ./target/release/echo-function --inproc ./target/release/inproc-function --base-inproc ./target/bench-base/release/inproc-function --label "$(LABEL)" --out docs/benchmarks.md
+
+## make fuzz: every cargo-fuzz target for FUZZ_SECONDS (default 60) each; nightly + cargo-fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
+## make soak: 10^6 sequential + 10^5 concurrent invokes (RSS, fds sampled) and a chaos run,
+## every answer checked; figures to docs/benchmarks.md (Reliability). Not part of make test.
+SOAK_ARGS ?=
+soak:
+	$(CARGO) build --release -p rapid -p echo-function -p rapid-bench
+	./target/release/rapid-bench soak --rapid ./target/release/rapid --function ./target/release/echo-function --out docs/benchmarks.md $(SOAK_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

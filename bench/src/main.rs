@@ -14,6 +14,7 @@ mod floor;
 mod pool;
 mod procs;
 mod report;
+mod soak;
 mod watchdog;
 
 use std::path::PathBuf;
@@ -107,6 +108,7 @@ fn main() -> ExitCode {
         Some("watchdog") => return watchdog_main(raw),
         Some("compare") => return compare_main(raw),
         Some("pool") => return pool_main(raw),
+        Some("soak") => return soak::main(raw),
         Some("extension") => {
             let name = raw.next().unwrap_or_else(|| "bench-ext".into());
             let port = raw.next().and_then(|p| p.parse().ok());

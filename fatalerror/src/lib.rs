@@ -134,6 +134,8 @@ error_types! {
     /// A parameter whose value is not acceptable (the path's qualifier and
     /// `?Qualifier=` disagree; no tenant id for a tenant-isolated function).
     InvalidParameterValueException => "InvalidParameterValueException",
+    /// The client's request body made no progress within the body timeout.
+    RequestTimeoutException => "RequestTimeoutException",
 }
 
 /// How a failure affects the sandbox.

@@ -17,6 +17,9 @@
 pub mod app;
 pub mod config;
 mod fronts;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod lambda;
 mod net;
 mod output;

@@ -39,12 +39,22 @@ pub struct Report {
 }
 
 enum Msg {
-    Bytes { data: Vec<u8>, end_of_line: bool },
-    Start { id: RequestId, version: String },
-    End { id: RequestId },
+    Bytes {
+        data: Vec<u8>,
+        end_of_line: bool,
+    },
+    Start {
+        id: RequestId,
+        version: String,
+    },
+    End {
+        id: RequestId,
+    },
     Report(Report),
     CaptureStart,
     CaptureTake(oneshot::Sender<Vec<u8>>),
+    /// Everything before it is written and stdout flushed: tell the sender.
+    Flush(oneshot::Sender<()>),
 }
 
 /// After writing a batch, the writer waits this long before the next one, so
@@ -73,6 +83,8 @@ pub struct Output {
     telemetry: Arc<Hub>,
     /// Which sandbox's output this handle carries (each keeps its own log tail).
     channel: u16,
+    /// Pipes still being read (each until its end of file).
+    readers: Arc<runtime_api::gauge::Gauge>,
 }
 
 /// Whose output a pipe carries.
@@ -105,6 +117,7 @@ impl Output {
             shared,
             telemetry,
             channel: 0,
+            readers: Arc::default(),
         })
     }
 
@@ -115,6 +128,7 @@ impl Output {
             shared: self.shared.clone(),
             telemetry,
             channel,
+            readers: self.readers.clone(),
         }
     }
 
@@ -161,9 +175,22 @@ impl Output {
         self.send(Msg::CaptureTake(to));
     }
 
+    /// Before rapid exits: wait until every forwarded pipe reached its end
+    /// (the processes writing to it are gone) and every byte read from them
+    /// is written and stdout flushed, at most `limit`; whether it all got out.
+    pub async fn finish(&self, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        let drained = self.readers.wait_idle(limit).await;
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Flush(tx));
+        let flushed = matches!(tokio::time::timeout_at(until, rx).await, Ok(Ok(())));
+        drained && flushed
+    }
+
     /// Forward a child's output pipe line by line until it closes.
     pub fn forward(&self, fd: OwnedFd, stream: &'static str, source: Source) {
         let out = self.clone();
+        let reading = self.readers.enter().0;
         let hub = self.telemetry.clone();
         let record = move |piece: &[u8], pending: &mut Vec<u8>, end: bool| {
             if !hub.active() {
@@ -187,6 +214,7 @@ impl Output {
             }
         };
         tokio::spawn(async move {
+            let _reading = reading;
             let mut lines = LineSplitter::new(rx, 16 * 1024);
             let mut pending = Vec::new();
             while let Some((data, end_of_line)) = lines.next(stream).await {
@@ -389,6 +417,10 @@ impl Writer {
                 let i = self.capture.iter().position(|(ch, _)| *ch == channel);
                 let c = i.map(|i| self.capture.swap_remove(i).1).unwrap_or_default();
                 let _ = to.send(c.last().to_vec());
+            }
+            Msg::Flush(to) => {
+                let _ = w.flush();
+                let _ = to.send(());
             }
         }
     }

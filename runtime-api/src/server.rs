@@ -1,10 +1,25 @@
 //! A small HTTP/1.1 accept loop shared by every front rapid serves.
 //!
-//! Every connection gets `TCP_NODELAY` and keep-alive, and may upgrade
-//! (websockets through the watchdog's http mode); a failing connection is
-//! logged and dropped without affecting the others. [`Options`] add what the
-//! watchdog front needs: a header read timeout, a stop that lets open
-//! connections finish their answers, and a count of open connections.
+//! Every connection gets `TCP_NODELAY` and keep-alive, may upgrade
+//! (websockets through the watchdog's http mode) and may half-close (a
+//! client's `shutdown(SHUT_WR)` after a whole request still gets its
+//! answer); a failing connection is logged and dropped without affecting the
+//! others, and accept errors (`EMFILE`) back off. [`Options`] add what the
+//! fronts callers outside the sandbox reach need: [`Limits`] (header, body
+//! and idle timeouts), a bound on open connections ([`Slots`]), a stop that
+//! lets open connections finish their answers, and a count of open
+//! connections.
+
+mod idle;
+mod limits;
+mod stalled;
+
+pub use idle::Tracked;
+pub use limits::{
+    default_max_connections, Limits, Slot, Slots, BODY_TIMEOUT, FD_RESERVE, HEADER_TIMEOUT,
+    IDLE_TIMEOUT,
+};
+pub use stalled::{BodyStalled, Stalling};
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -50,7 +65,7 @@ impl ConnFd {
 }
 
 /// How [`serve_with`] runs connections.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Every request carries its connection's [`ConnFd`].
     pub tag: bool,
@@ -63,10 +78,36 @@ pub struct Options {
     pub connections: Option<Arc<Gauge>>,
     /// Every request carries its [`Peer`] (the client's address).
     pub peer: bool,
+    /// Header, body and idle timeouts ([`Limits::NONE`] by default: the
+    /// sandbox's own APIs wait by design).
+    pub limits: Limits,
+    /// The bound on open connections (shared by the fronts that hold it).
+    pub slots: Option<Arc<Slots>>,
+    /// A client's end of file while its request is in flight is a
+    /// half-close: it still gets the answer. Off, it means the client left
+    /// and the request is dropped (the OpenFaaS front: a forked process
+    /// goes with its client).
+    pub half_close: bool,
     /// Told when a connection ends on a request hyper could not parse (it
     /// answered a bare 400/431 and closed): the Runtime API fails the invoke
     /// such a request was most likely answering.
     pub malformed: Option<MalformedHook>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tag: false,
+            read_timeout: None,
+            stop: None,
+            connections: None,
+            peer: false,
+            limits: Limits::NONE,
+            slots: None,
+            half_close: true,
+            malformed: None,
+        }
+    }
 }
 
 /// What [`Options::malformed`] calls, with hyper's description of the fault.
@@ -82,12 +123,12 @@ impl std::fmt::Debug for MalformedHook {
 /// Like [`serve`], and every request carries its connection's [`ConnFd`].
 pub async fn serve_tagged<S, B>(listener: TcpListener, name: &'static str, service: S)
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+    S: Service<Request<axum::body::Body>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let opts = Options {
@@ -101,12 +142,12 @@ where
 /// `listener`, until the task running this future is dropped.
 pub async fn serve<S, B>(listener: TcpListener, name: &'static str, service: S)
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+    S: Service<Request<axum::body::Body>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     serve_with(listener, name, Options::default(), service).await
@@ -121,23 +162,45 @@ pub type Peer = axum::extract::ConnectInfo<std::net::SocketAddr>;
 /// running this future is dropped.
 pub async fn serve_with<S, B>(listener: TcpListener, name: &'static str, opts: Options, service: S)
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+    S: Service<Request<axum::body::Body>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut stop = opts.stop.clone();
+    let mut failures = 0u32;
     loop {
+        let slot = match &opts.slots {
+            None => None,
+            Some(slots) => tokio::select! {
+                s = slots.acquire() => Some(s),
+                _ = stopped(stop.as_mut()) => {
+                    tracing::debug!(api = name, "no longer accepting connections");
+                    return;
+                }
+            },
+        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    failures = 0;
+                    pair
+                }
                 Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(api = name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // EMFILE and friends: back off (up to 1 s) instead of
+                    // spinning; said once per run of failures.
+                    if failures == 0 {
+                        tracing::warn!(api = name, error = %e, "accept failed; backing off");
+                    } else {
+                        tracing::debug!(api = name, error = %e, failures, "accept failed");
+                    }
+                    let wait = idle::backoff(failures);
+                    failures = failures.saturating_add(1);
+                    drop(slot);
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
             },
@@ -158,9 +221,19 @@ where
         let read_timeout = opts.read_timeout;
         let with_peer = opts.peer;
         let malformed = opts.malformed.clone();
+        let limits = opts.limits;
+        let slots = opts.slots.clone();
+        let half_close = opts.half_close;
         tokio::spawn(async move {
             let _live = live;
-            let svc = service_fn(move |mut req: Request<Incoming>| {
+            let _slot = slot;
+            let activity = limits.any().then(idle::Activity::new);
+            let tracker = activity.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let mut req = match limits.body {
+                    Some(after) => req.map(|b| axum::body::Body::new(Stalling::new(b, after))),
+                    None => req.map(axum::body::Body::new),
+                };
                 if with_peer {
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
@@ -168,29 +241,50 @@ where
                 if let Some(fd) = fd {
                     req.extensions_mut().insert(fd);
                 }
-                service.clone().oneshot(req)
+                let in_flight = tracker.as_ref().map(|a| a.begin());
+                let call = service.clone().oneshot(req);
+                async move {
+                    let resp = call.await?;
+                    Ok::<_, Infallible>(match in_flight {
+                        Some(f) => resp.map(|b| Either::Tracked(Tracked::new(b, f))),
+                        None => resp.map(Either::Plain),
+                    })
+                }
             });
             let mut builder = http1::Builder::new();
-            builder.keep_alive(true).max_buf_size(1024 * 1024);
+            builder
+                .keep_alive(true)
+                .half_close(half_close)
+                .max_buf_size(1024 * 1024);
             if read_timeout.is_some() {
                 builder
                     .timer(TokioTimer::new())
                     .header_read_timeout(read_timeout);
             }
+            let io = match &activity {
+                Some(a) => Io::Watched(idle::Watched::new(stream, a.clone())),
+                None => Io::Plain(stream),
+            };
             let conn = builder
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(TokioIo::new(io), svc)
                 .with_upgrades();
             tokio::pin!(conn);
-            let ended = match stop.as_mut() {
-                // Nothing to watch besides the connection (the Lambda fronts).
-                None => conn.await,
-                Some(stop) => tokio::select! {
-                    r = conn.as_mut() => r,
-                    _ = stopped(Some(stop)) => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                },
+            let expired = async {
+                match &activity {
+                    Some(a) => a.expired(limits, slots.as_deref()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                () = expired => {
+                    tracing::debug!(api = name, %peer, "connection timed out (header or idle), or closed for a new one");
+                    return;
+                }
+                _ = stopped(stop.as_mut()) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
             };
             if let Err(e) = ended {
                 tracing::debug!(api = name, %peer, error = %e, "connection ended with an error");
@@ -199,6 +293,113 @@ where
                 }
             }
         });
+    }
+}
+
+/// A connection's socket, watched when it has limits.
+enum Io {
+    Plain(tokio::net::TcpStream),
+    Watched(idle::Watched<tokio::net::TcpStream>),
+}
+
+macro_rules! io_delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Io::Plain($s) => {
+                let $s = std::pin::Pin::new($s);
+                $e
+            }
+            Io::Watched($s) => {
+                let $s = std::pin::Pin::new($s);
+                $e
+            }
+        }
+    };
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        io_delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        io_delegate!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        io_delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Watched(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        io_delegate!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        io_delegate!(self, s => s.poll_shutdown(cx))
+    }
+}
+
+/// A response body, tracked when its connection has limits.
+pub enum Either<B> {
+    /// As the service gave it.
+    Plain(B),
+    /// Holding its request in flight until written.
+    Tracked(Tracked<B>),
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Either<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        match self.get_mut() {
+            Either::Plain(b) => std::pin::Pin::new(b).poll_frame(cx),
+            Either::Tracked(b) => std::pin::Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Either::Plain(b) => b.is_end_stream(),
+            Either::Tracked(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Either::Plain(b) => b.size_hint(),
+            Either::Tracked(b) => b.size_hint(),
+        }
     }
 }
 

@@ -85,6 +85,7 @@ pub struct Builder {
     command: Vec<String>,
     control: bool,
     watchdog: Option<String>,
+    inherit: Option<(i32, PathBuf)>,
 }
 
 /// A running rapid.
@@ -149,6 +150,13 @@ impl Builder {
         self
     }
 
+    /// rapid inherits descriptor `fd` (not close-on-exec), open on `path`, as
+    /// a careless parent would pass it.
+    pub fn inherit_fd(mut self, fd: i32, path: impl AsRef<Path>) -> Self {
+        self.inherit = Some((fd, path.as_ref().to_path_buf()));
+        self
+    }
+
     /// Start rapid and wait until its Invoke API accepts connections.
     pub fn start(self) -> Rapid {
         let rapid = self.spawn();
@@ -203,6 +211,25 @@ impl Builder {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let inherited = self.inherit.as_ref().map(|(fd, path)| {
+            let f = std::fs::File::open(path).expect("open the file to inherit");
+            (*fd, f)
+        });
+        if let Some((target, file)) = &inherited {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let (target, source) = (*target, file.as_raw_fd());
+            // SAFETY: dup2 is async-signal-safe; the new descriptor has no
+            // close-on-exec flag, so rapid inherits it.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(source, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd
             .spawn()
             .expect("start rapid (run `cargo build --workspace --bins` first)");
@@ -272,6 +299,7 @@ impl Rapid {
             command: Vec::new(),
             control: false,
             watchdog: None,
+            inherit: None,
         }
     }
 

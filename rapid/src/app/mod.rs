@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use interop::ShutdownReason;
 use runtime_api::gauge::Gauge;
-use runtime_api::server::{serve_with, Options};
+use runtime_api::server::{default_max_connections, serve_with, Options, Slots};
 use tokio::net::TcpListener;
 
 pub use inproc::serve;
@@ -252,6 +252,7 @@ where
     F: FnOnce(Plumbing) -> Fut,
     Fut: std::future::Future<Output = Result<Arc<dyn Sandbox>, StartError>>,
 {
+    crate::supervisor::seal_inherited_fds();
     become_subreaper();
     let mut signals = match Signals::install() {
         Ok(s) => s,
@@ -268,6 +269,8 @@ where
         Ok(o) => o,
         Err(e) => return setup_failed(format!("cannot start the output thread: {e}")),
     };
+    // Kept to flush the runtime's last output before rapid exits.
+    let output = out.clone();
     let listeners = match Listeners::bind(&fronts, openfaas_primary).await {
         Ok(l) => l,
         Err(e) => return bind_failed(&e),
@@ -304,6 +307,10 @@ where
         _ => Duration::ZERO,
     };
     drain(&served, sandbox.as_ref(), delay, policy).await;
+    // Every byte the runtime and extensions wrote, on stdout before exiting.
+    if !output.finish(policy.flush).await {
+        tracing::warn!("output still arriving at the end of the drain; exiting anyway");
+    }
     tracing::info!("stopped");
     ExitCode::from(exit_code::OK)
 }
@@ -319,10 +326,24 @@ struct Served {
 fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool) -> Served {
     let drain = Drain::default();
     let connections = Arc::new(Gauge::default());
-    let opts = |read_timeout: Option<Duration>| Options {
+    // One bound over every front callers outside the sandbox reach.
+    let bound = fronts
+        .limits
+        .max_connections
+        .unwrap_or_else(default_max_connections);
+    let slots = Slots::new(bound);
+    tracing::debug!(max_connections = bound, limits = ?fronts.limits.timeouts, "front limits");
+    let opts = |read_timeout: Option<Duration>, half_close: bool| Options {
         read_timeout,
+        // The Lambda-style fronts: an invoke runs to its end anyway, so a
+        // client that half-closes gets its answer. The OpenFaaS front keeps
+        // of-watchdog's contract: a client that leaves takes its forked
+        // process with it (an end of file cannot tell the two apart).
+        half_close,
         stop: Some(drain.stop_signal()),
         connections: Some(connections.clone()),
+        limits: fronts.limits.timeouts,
+        slots: Some(slots.clone()),
         ..Options::default()
     };
     let in_flight = Arc::new(Gauge::default());
@@ -336,13 +357,13 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool
         tokio::spawn(serve_with(
             listener,
             "metrics",
-            opts(None),
+            opts(None, true),
             fronts::metrics::router(metrics.clone()),
         ));
     }
     if let (Some(listener), Some(c)) = (l.control, &fronts.control) {
         let router = fronts::control::router(table.clone(), c.token.clone(), drain.clone());
-        tokio::spawn(serve_with(listener, "control", opts(None), router));
+        tokio::spawn(serve_with(listener, "control", opts(None, true), router));
     }
     let mut openfaas = None;
     if let (Some(listener), Some(f), Some(function)) =
@@ -366,7 +387,7 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool
         tokio::spawn(serve_with(
             listener,
             "watchdog",
-            opts(f.config.read_timeout),
+            opts(f.config.read_timeout, false),
             router,
         ));
         openfaas = Some(front);
@@ -375,13 +396,13 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool
         let router = fronts::function_url::router(table.clone(), f.mode, drain.clone());
         let opts = Options {
             peer: true,
-            ..opts(None)
+            ..opts(None, true)
         };
         tokio::spawn(serve_with(listener, "function-url", opts, router));
     }
     if let Some(listener) = l.invoke {
         let router = fronts::invoke::router(table, drain.clone());
-        tokio::spawn(serve_with(listener, "invoke", opts(None), router));
+        tokio::spawn(serve_with(listener, "invoke", opts(None, true), router));
     }
     Served {
         drain,

@@ -254,6 +254,9 @@ pub struct Args {
     #[command(flatten)]
     pub watchdog: super::watchdog::WatchdogArgs,
 
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
+
     /// The runtime to start and its arguments. Default: the first executable of
     /// /var/task/bootstrap, /opt/bootstrap, /var/runtime/bootstrap. In the
     /// watchdog modes http, streaming and serializing: the function process.

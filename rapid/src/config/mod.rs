@@ -7,6 +7,7 @@
 //!   options with of-watchdog's variable names.
 
 pub mod args;
+pub mod limits;
 pub mod watchdog;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -72,6 +73,8 @@ pub struct Fronts {
     pub metrics: Option<SocketAddr>,
     /// The function URL front.
     pub function_url: Option<FunctionUrlConfig>,
+    /// Timeouts and the connection bound of all of them.
+    pub limits: limits::FrontLimits,
 }
 
 /// How long shutdown waits.
@@ -246,7 +249,10 @@ fn process_kind(w: &WatchdogArgs, command: &[String]) -> Result<ProcessKind, Con
             if std::fs::read_dir(&root).is_err() {
                 return Err(ConfigError::BadStaticPath(root));
             }
-            ProcessKind::Static { root }
+            ProcessKind::Static {
+                root,
+                follow_symlinks: w.static_follow_symlinks,
+            }
         }
     })
 }
@@ -392,6 +398,7 @@ impl Config {
                     None => lambda_metrics(w.metrics_port, invoke_address(&args))?,
                 },
                 function_url: None,
+                limits: limits::FrontLimits::default(),
             };
             let drain = DrainPolicy {
                 in_flight: args.drain_timeout.unwrap_or(Duration::ZERO),
@@ -410,6 +417,7 @@ impl Config {
             address,
             mode: args.function_url_invoke_mode.into(),
         });
+        fronts.limits = limits::FrontLimits::from(&args.limits);
         Ok(Config {
             function,
             backend,

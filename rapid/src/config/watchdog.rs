@@ -68,6 +68,11 @@ pub struct WatchdogArgs {
     #[arg(long, env = "static_path", value_name = "DIR")]
     pub static_path: Option<PathBuf>,
 
+    /// static mode: also serve symlinks that resolve outside the directory
+    /// (refused with 404 by default).
+    #[arg(long, env = "RAPID_STATIC_FOLLOW_SYMLINKS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub static_follow_symlinks: bool,
+
     /// Deadline for one request's function work (seconds or a duration; 0 = none):
     /// 504 in http mode, the process group killed in the fork modes.
     #[arg(long, env = "exec_timeout", default_value = "10", value_parser = parse_duration_or_zero, value_name = "DURATION")]

@@ -94,6 +94,7 @@ pub fn service_status(e: &InvokeError) -> Option<StatusCode> {
         InvokeError::TooLarge { .. } => Some(StatusCode::PAYLOAD_TOO_LARGE),
         InvokeError::Unavailable(_) => Some(StatusCode::SERVICE_UNAVAILABLE),
         InvokeError::BadRequest(_) | InvokeError::TenantRequired => Some(StatusCode::BAD_REQUEST),
+        InvokeError::RequestTimeout(_) => Some(StatusCode::REQUEST_TIMEOUT),
         InvokeError::TimedOut(_) | InvokeError::Function(_) | InvokeError::Down(_) => None,
     }
 }

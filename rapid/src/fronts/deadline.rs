@@ -37,9 +37,7 @@ impl<B> Deadline<B> {
 }
 
 /// The deadline of a [`Deadline`] body passed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0} timed out")]
-pub struct TimedOut(pub &'static str);
+pub use crate::sandbox::BodyTimedOut as TimedOut;
 
 impl<B> HttpBody for Deadline<B>
 where

@@ -66,8 +66,16 @@ pub const MAX_BUFFERED_BODY: usize = 64 * 1024 * 1024;
 pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, InvokeError> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| InvokeError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let frame = frame.map_err(|e| {
+            let why = format!("cannot read the request body: {e}");
+            // The body timeout is the client's: 408. (The read timeout's
+            // total deadline stays 400 here, as it always answered.)
+            if runtime_api::server::BodyStalled::caused(&e) {
+                InvokeError::RequestTimeout(why)
+            } else {
+                InvokeError::BadRequest(why)
+            }
+        })?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
                 return Err(InvokeError::TooLarge { limit, size: None });

@@ -62,6 +62,8 @@ pub enum ProcessKind {
     Static {
         /// The directory.
         root: PathBuf,
+        /// Serve symlinks that resolve outside it (off: 404).
+        follow_symlinks: bool,
     },
     /// A Rust handler linked into rapid.
     Inproc,

@@ -69,7 +69,13 @@ pub fn backend_for(
             reaper,
             logs,
         )),
-        ProcessKind::Static { root } => Arc::new(static_files::StaticFiles::new(root.clone())),
+        ProcessKind::Static {
+            root,
+            follow_symlinks,
+        } => Arc::new(static_files::StaticFiles::new(
+            root.clone(),
+            *follow_symlinks,
+        )),
         ProcessKind::Inproc => return None,
     })
 }

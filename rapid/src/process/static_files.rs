@@ -13,14 +13,44 @@ use crate::sandbox::{Body, BoxFuture, InvokeError};
 pub struct StaticFiles {
     root: PathBuf,
     files: hyper_staticfile::Static,
+    /// Symlinks out of `root` are served too (`--static-follow-symlinks`).
+    follow_symlinks: bool,
 }
 
 impl StaticFiles {
     /// Serve `root`.
-    pub fn new(root: PathBuf) -> StaticFiles {
+    pub fn new(root: PathBuf, follow_symlinks: bool) -> StaticFiles {
         let mut files = hyper_staticfile::Static::new(&root);
         files.cache_headers(None);
-        StaticFiles { root, files }
+        StaticFiles {
+            root,
+            files,
+            follow_symlinks,
+        }
+    }
+
+    /// Whether the file `path` names resolves outside the directory (through
+    /// a symlink, of the file or of a directory on its way; a directory's
+    /// `index.html` too). A path that does not exist is not outside: it is
+    /// answered 404 as any missing file.
+    async fn outside(&self, path: &str) -> bool {
+        let Ok(root) = tokio::fs::canonicalize(&self.root).await else {
+            return true;
+        };
+        let rel = percent_decode(path);
+        let target = root.join(rel.trim_start_matches('/'));
+        let Ok(resolved) = tokio::fs::canonicalize(&target).await else {
+            return false;
+        };
+        if !resolved.starts_with(&root) {
+            return true;
+        }
+        if resolved.is_dir() {
+            if let Ok(index) = tokio::fs::canonicalize(resolved.join("index.html")).await {
+                return !index.starts_with(&root);
+            }
+        }
+        false
     }
 }
 
@@ -90,7 +120,9 @@ impl Backend for StaticFiles {
                 );
                 return Ok(r);
             }
-            if escapes_root(req.uri().path()) {
+            if escapes_root(req.uri().path())
+                || (!self.follow_symlinks && self.outside(req.uri().path()).await)
+            {
                 return Ok(text(
                     StatusCode::NOT_FOUND,
                     format!("{}: not found", req.uri().path()),

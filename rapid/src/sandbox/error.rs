@@ -36,6 +36,10 @@ pub enum InvokeError {
     /// The request could not be read (a body that broke off or stalled).
     #[error("{0}")]
     BadRequest(String),
+    /// The client's request body stalled past the body timeout: the
+    /// client's fault, not the function's (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The invocation ran past its budget.
     #[error("{}", .0.error_message)]
     TimedOut(FunctionError),
@@ -52,6 +56,24 @@ fn too_large(limit: usize, size: Option<u64>) -> String {
         Some(n) => format!("{n} byte payload is too large ({limit} byte maximum)"),
         None => format!("Request payload is too large ({limit} byte maximum)"),
     }
+}
+
+/// A request body's deadline passed (the OpenFaaS front's `--read-timeout`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} timed out")]
+pub struct BodyTimedOut(pub &'static str);
+
+/// Whether reading a request body failed because the client was too slow
+/// (the body timeout or the read timeout), anywhere in `e`'s causes.
+pub fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<BodyTimedOut>() || e.is::<runtime_api::server::BodyStalled>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Why a sandbox takes no invocation now.
@@ -82,6 +104,7 @@ impl InvokeError {
             InvokeError::TenantRequired => ErrorType::InvalidParameterValueException,
             InvokeError::Unavailable(_) => ErrorType::ServiceException,
             InvokeError::BadRequest(_) => ErrorType::InvalidRequestContentException,
+            InvokeError::RequestTimeout(_) => ErrorType::RequestTimeoutException,
             InvokeError::TimedOut(e) => e.error_type.clone(),
             InvokeError::Function(e) => e.function_error.error_type.clone(),
             InvokeError::Down(_) => ErrorType::SandboxFailure,

@@ -33,7 +33,7 @@ use std::pin::Pin;
 pub use admission::{Admission, Admissions, Hold};
 pub use axum::body::Body;
 pub use control::{Command, CommandReply};
-pub use error::{ControlError, InvokeError, Unavailable};
+pub use error::{body_timed_out, BodyTimedOut, ControlError, InvokeError, Unavailable};
 pub use health::Health;
 pub use invocation::{Budget, Invocation, LambdaContext};
 pub use member::Member;

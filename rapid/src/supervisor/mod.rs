@@ -9,4 +9,4 @@ pub mod vm_init;
 
 pub use control::ProcessControl;
 pub use reaper::{ChildExit, ExitReason, Reaper};
-pub use spawn::{kill_group, kill_orphans, kill_tree, SpawnSpec, Spawned};
+pub use spawn::{kill_group, kill_orphans, kill_tree, seal_inherited_fds, SpawnSpec, Spawned};

@@ -55,8 +55,48 @@ fn child_setup() -> io::Result<()> {
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         // If rapid itself dies, do not leave the function running.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // Only 0, 1, 2 cross exec (std's own error pipe is close-on-exec
+        // already, so it still reports a failed exec).
+        cloexec_from_3();
     }
     Ok(())
+}
+
+/// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`: every descriptor from 3 up is
+/// closed at exec; whether the kernel did it (Linux 5.11+).
+fn cloexec_from_3() -> bool {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: a plain syscall on the process's own descriptor table;
+    // async-signal-safe.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 }
+}
+
+/// Mark every descriptor rapid inherited from its parent (3 and up)
+/// close-on-exec, once at start-up: the runtime, extensions and forked
+/// processes get 0, 1 and 2 only. Everything rapid opens itself is
+/// close-on-exec already.
+pub fn seal_inherited_fds() {
+    if cloexec_from_3() {
+        return;
+    }
+    // Older kernels: one by one, from /proc/self/fd.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD on a descriptor number; a closed one
+        // (the directory's own) only yields EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 impl Reaper {

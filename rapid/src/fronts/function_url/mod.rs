@@ -89,6 +89,7 @@ impl IntoResponse for UrlError {
                     (StatusCode::TOO_MANY_REQUESTS, e.error_type())
                 }
                 InvokeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.error_type()),
+                InvokeError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, e.error_type()),
                 InvokeError::BadRequest(_) | InvokeError::TenantRequired => {
                     (StatusCode::BAD_REQUEST, e.error_type())
                 }
@@ -258,7 +259,8 @@ fn refused_or_failed(e: InvokeError) -> UrlError {
         | InvokeError::TenantRequired
         | InvokeError::TooLarge { .. }
         | InvokeError::Unavailable(_)
-        | InvokeError::BadRequest(_) => UrlError::Refused(e),
+        | InvokeError::BadRequest(_)
+        | InvokeError::RequestTimeout(_) => UrlError::Refused(e),
         InvokeError::TimedOut(_) | InvokeError::Function(_) | InvokeError::Down(_) => {
             UrlError::Function(e.to_string())
         }

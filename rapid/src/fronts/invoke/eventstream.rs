@@ -17,12 +17,57 @@ const PRELUDE_LEN: usize = 12;
 const CRC_LEN: usize = 4;
 const TYPE_STRING: u8 = 7;
 
-/// Encode one message with string headers.
-pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {
-    let headers_len: usize = headers
+/// The longest header name the format allows.
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
+pub const MAX_HEADER_NAME: usize = 255;
+/// The longest string header value decoders accept (`i16::MAX`, as the CRT,
+/// Java, Go and Rust SDKs read it, though the length field is a `u16`).
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
+pub const MAX_HEADER_VALUE: usize = i16::MAX as usize;
+
+/// A message the format cannot carry.
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// A header name past 255 bytes.
+    #[error("event-stream header name of {0} bytes (at most {MAX_HEADER_NAME})")]
+    NameTooLong(usize),
+    /// A header value past 32,767 bytes.
+    #[error("event-stream header value of {0} bytes (at most {MAX_HEADER_VALUE})")]
+    ValueTooLong(usize),
+    /// A message whose length does not fit the prelude's `u32`.
+    #[error("event-stream message of {0} bytes does not fit its length field")]
+    TooLarge(usize),
+}
+
+/// Encode one message with string headers, refusing what the format cannot carry.
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))] // checked encoding: fuzz targets and tests
+pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Result<Bytes, FrameError> {
+    for (name, value) in headers {
+        if name.len() > MAX_HEADER_NAME {
+            return Err(FrameError::NameTooLong(name.len()));
+        }
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(FrameError::ValueTooLong(value.len()));
+        }
+    }
+    let total = PRELUDE_LEN + headers_len(headers) + payload.len() + CRC_LEN;
+    if u32::try_from(total).is_err() {
+        return Err(FrameError::TooLarge(total));
+    }
+    Ok(frame(headers, payload))
+}
+
+fn headers_len(headers: &[(&str, &str)]) -> usize {
+    headers
         .iter()
         .map(|(n, v)| 1 + n.len() + 1 + 2 + v.len())
-        .sum();
+        .sum()
+}
+
+/// Write one message; the headers are within bounds (rapid's own, constant).
+fn frame(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {
+    let headers_len = headers_len(headers);
     let total = PRELUDE_LEN + headers_len + payload.len() + CRC_LEN;
     let mut buf = BytesMut::with_capacity(total);
     buf.put_u32(total as u32);
@@ -44,7 +89,7 @@ pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {
 
 /// A `PayloadChunk` event carrying response bytes.
 pub fn payload_chunk(bytes: &[u8]) -> Bytes {
-    encode(
+    frame(
         &[
             (":event-type", "PayloadChunk"),
             (":content-type", "application/octet-stream"),
@@ -71,7 +116,7 @@ pub struct InvokeComplete<'a> {
 /// The `InvokeComplete` event that ends every stream.
 pub fn invoke_complete(body: &InvokeComplete<'_>) -> Bytes {
     let json = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    encode(
+    frame(
         &[
             (":event-type", "InvokeComplete"),
             (":content-type", "application/json"),
@@ -89,7 +134,7 @@ mod tests {
     /// 16 bytes: `00000010 00000000 05c248eb 7d98c8ff` (the AWS test vector).
     #[test]
     fn empty_message_layout() {
-        let m = encode(&[], b"");
+        let m = frame(&[], b"");
         assert_eq!(m.len(), 16);
         assert_eq!(&m[..8], &[0, 0, 0, 16, 0, 0, 0, 0]);
         assert_eq!(&m[8..12], &0x05c2_48ebu32.to_be_bytes());
@@ -98,7 +143,7 @@ mod tests {
 
     #[test]
     fn header_and_payload_layout() {
-        let m = encode(&[("a", "bc")], b"xyz");
+        let m = encode(&[("a", "bc")], b"xyz").expect("within bounds");
         // prelude 12 + header (1+1+1+2+2 = 7) + payload 3 + crc 4
         assert_eq!(m.len(), 26);
         assert_eq!(u32::from_be_bytes([m[0], m[1], m[2], m[3]]), 26);
@@ -106,6 +151,24 @@ mod tests {
         assert_eq!(&m[12..19], &[1, b'a', 7, 0, 2, b'b', b'c']);
         assert_eq!(&m[19..22], b"xyz");
         assert_eq!(&m[22..], &crc32fast::hash(&m[..22]).to_be_bytes());
+    }
+
+    /// What the `eventstream` fuzz target's round trip requires: a header
+    /// past the format's bounds was written with a truncated length (a
+    /// corrupt frame); it is refused.
+    #[test]
+    fn out_of_bounds_headers_are_refused() {
+        let long_name = "n".repeat(256);
+        assert_eq!(
+            encode(&[(&long_name, "v")], b""),
+            Err(FrameError::NameTooLong(256))
+        );
+        let long_value = "v".repeat(MAX_HEADER_VALUE + 1);
+        assert_eq!(
+            encode(&[("n", &long_value)], b""),
+            Err(FrameError::ValueTooLong(MAX_HEADER_VALUE + 1))
+        );
+        assert!(encode(&[(&"n".repeat(255), &"v".repeat(MAX_HEADER_VALUE))], b"").is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod request;
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -163,10 +164,19 @@ pub fn router(table: FunctionTable, drain: Drain) -> Router {
 
 async fn invoke(
     State(api): State<Arc<InvokeApi>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     req: Request,
     endpoint: Endpoint,
 ) -> Response {
+    // A name that is not valid UTF-8 once percent-decoded: AWS's JSON 400,
+    // not axum's plain-text rejection (found by the invoke_api fuzz target).
+    let name = match name {
+        Ok(Path(name)) => name,
+        Err(e) => {
+            return InvokeApiError::InvalidRequest(format!("Invalid function name: {e}"))
+                .into_response()
+        }
+    };
     let id = RequestId::generate();
     if name.is_empty() {
         let mut answer = InvokeApiError::NoRoute(req.method().clone(), req.uri().path().to_owned())

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName};
 use http_body_util::BodyExt;
 
 use super::InvokeApiError;
-use crate::sandbox::Body;
+use crate::sandbox::{Body, InvokeError};
 
 /// `X-Amz-Invocation-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,12 @@ pub(super) async fn read_payload(
     let mut over: Option<u64> = declared.filter(|n| *n > limit as u64).map(|_| 0);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            InvokeApiError::InvalidRequest(format!("Could not read the request body: {e}"))
+            let why = format!("Could not read the request body: {e}");
+            if crate::sandbox::body_timed_out(&e) {
+                InvokeApiError::Sandbox(InvokeError::RequestTimeout(why))
+            } else {
+                InvokeApiError::InvalidRequest(why)
+            }
         })?;
         let Ok(data) = frame.into_data() else {
             continue;

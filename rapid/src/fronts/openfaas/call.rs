@@ -47,6 +47,7 @@ fn failure(e: &InvokeError) -> Response {
         InvokeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         InvokeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         InvokeError::BadRequest(_) | InvokeError::TenantRequired => StatusCode::BAD_REQUEST,
+        InvokeError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         InvokeError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
         InvokeError::Function(_) => StatusCode::INTERNAL_SERVER_ERROR,
         InvokeError::Down(_) => StatusCode::BAD_GATEWAY,

@@ -102,12 +102,22 @@ impl Inner {
         };
         let forwarded = Request::from_parts(parts, body);
         let unreachable = |e: &dyn std::fmt::Display| {
-            format!("cannot reach the upstream at {}: {e}", pool.authority)
+            InvokeError::Down(format!(
+                "cannot reach the upstream at {}: {e}",
+                pool.authority
+            ))
         };
         let exchange = async {
             let mut sender = pool.checkout().await.map_err(|e| unreachable(&e))?;
-            let failed =
-                |e: &hyper::Error| format!("the upstream at {} failed: {e}", pool.authority);
+            let failed = |e: &hyper::Error| {
+                // The client's body stalled on its way to the function: the
+                // client's fault (408), not the upstream's (502).
+                if crate::sandbox::body_timed_out(e) {
+                    InvokeError::RequestTimeout(format!("the request body did not arrive: {e}"))
+                } else {
+                    InvokeError::Down(format!("the upstream at {} failed: {e}", pool.authority))
+                }
+            };
             let resp = match sender.try_send_request(forwarded).await {
                 Ok(r) => r,
                 // A pooled connection the upstream closed before the request
@@ -121,12 +131,12 @@ impl Inner {
                     None => return Err(failed(e.error())),
                 },
             };
-            Ok::<_, String>((sender, resp))
+            Ok::<_, InvokeError>((sender, resp))
         };
         let (sender, mut resp) = tokio::select! {
-            r = exchange => r.map_err(|why| {
-                tracing::warn!("{why}");
-                InvokeError::Down(why)
+            r = exchange => r.inspect_err(|e| match e {
+                InvokeError::RequestTimeout(why) => tracing::info!("{why}"),
+                other => tracing::warn!("{other}"),
             })?,
             _ = call.expired() => return Err(call.timed_out()),
         };
