@@ -126,13 +126,8 @@ impl LambdaSandbox {
                 return Err(InvokeError::Unavailable(Unavailable::ShuttingDown))
             }
         }
-        let stats = self.stats.clone();
-        Ok(Box::pin(async move {
-            let started = std::time::Instant::now();
-            let reply = answer(id, reply_rx, tail_rx, result_rx).await;
-            stats.invoked(reply.outcome_kind(), started.elapsed());
-            reply
-        }))
+        // Outcomes and durations are counted once, by the pool in front.
+        Ok(Box::pin(answer(id, reply_rx, tail_rx, result_rx)))
     }
 
     /// The refusal when no place is free: with `--max-queue 0`, Lambda's

@@ -248,8 +248,11 @@ impl Inner {
     /// The pool's health: ready when any sandbox is ready (or none is needed
     /// yet), starting while one starts, else the first one's trouble.
     fn refresh_health(&self) {
-        let members = self.lock().members();
-        let mut starting = self.lock().load().starting > 0;
+        let (members, starting) = {
+            let g = self.lock();
+            (g.members(), g.load().starting > 0)
+        };
+        let mut starting = starting;
         let mut trouble = None;
         let mut ready = members.is_empty() && !starting;
         for (_, m, _) in &members {
