@@ -46,9 +46,14 @@ fn main() -> ExitCode {
             return ExitCode::from(rapid::exit_code::USAGE);
         }
     };
-    if let BackendConfig::Lambda(l) = &cfg.backend {
-        if let rapid::config::Bootstrap::Missing(why) = &l.bootstrap {
-            tracing::warn!("{why}; every invoke will fail with Runtime.InvalidEntrypoint");
+    if let BackendConfig::Lambda(functions) = &cfg.backend {
+        for f in functions {
+            if let rapid::config::Bootstrap::Missing(why) = &f.config.bootstrap {
+                tracing::warn!(
+                    function = %f.config.function.name,
+                    "{why}; every invoke will fail with Runtime.InvalidEntrypoint"
+                );
+            }
         }
     }
     let init_mode = cfg.init_mode || vm_init::auto_detect();

@@ -64,8 +64,8 @@ const COALESCE: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct Queue {
-    /// Messages and the sandbox channel each came from.
-    msgs: Vec<(u16, Msg)>,
+    /// Messages, the sandbox channel each came from and its label.
+    msgs: Vec<(u32, Option<Arc<str>>, Msg)>,
     /// The writer waits on the condvar and must be woken.
     sleeping: bool,
 }
@@ -74,6 +74,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// The last channel handed out.
+    channels: std::sync::atomic::AtomicU32,
 }
 
 /// A cheap handle to the stdout writer.
@@ -82,7 +84,10 @@ pub struct Output {
     shared: Arc<Shared>,
     telemetry: Arc<Hub>,
     /// Which sandbox's output this handle carries (each keeps its own log tail).
-    channel: u16,
+    channel: u32,
+    /// Written before each of its lines (`[function/sandbox] `), when rapid
+    /// runs more than one sandbox.
+    label: Option<Arc<str>>,
     /// Pipes still being read (each until its end of file).
     readers: Arc<runtime_api::gauge::Gauge>,
 }
@@ -117,24 +122,28 @@ impl Output {
             shared,
             telemetry,
             channel: 0,
+            label: None,
             readers: Arc::default(),
         })
     }
 
-    /// A handle for another sandbox of a pool: the same stdout, its own log
-    /// tail (`channel`) and its own telemetry subscribers.
-    pub fn for_sandbox(&self, channel: u16, telemetry: Arc<Hub>) -> Output {
+    /// A handle for a sandbox: the same stdout, its own log tail and its own
+    /// telemetry subscribers; `label` (e.g. `hello/2`), when given, is
+    /// written as `[hello/2] ` before each of its lines (not in the log tail).
+    pub fn for_sandbox(&self, label: Option<&str>, telemetry: Arc<Hub>) -> Output {
+        use std::sync::atomic::Ordering;
         Output {
             shared: self.shared.clone(),
             telemetry,
-            channel,
+            channel: self.shared.channels.fetch_add(1, Ordering::Relaxed) + 1,
+            label: label.map(|l| Arc::from(format!("[{l}] "))),
             readers: self.readers.clone(),
         }
     }
 
     fn send(&self, m: Msg) {
         let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-        q.msgs.push((self.channel, m));
+        q.msgs.push((self.channel, self.label.clone(), m));
         if std::mem::take(&mut q.sleeping) {
             drop(q);
             self.shared.wake.notify_one();
@@ -318,7 +327,9 @@ impl TailBuf {
 #[derive(Default)]
 struct Writer {
     /// The log tails being kept, by channel.
-    capture: Vec<(u16, TailBuf)>,
+    capture: Vec<(u32, TailBuf)>,
+    /// Labelled channels in the middle of a line (its label is written).
+    mid_line: Vec<u32>,
     /// Last memory reading: (pid, when, peak KiB).
     memory: Option<(i32, std::time::Instant, u64)>,
 }
@@ -357,8 +368,8 @@ impl Writer {
                 }
                 std::mem::swap(&mut batch, &mut q.msgs);
             }
-            for (channel, m) in batch.drain(..) {
-                self.handle(&mut w, channel, m);
+            for (channel, label, m) in batch.drain(..) {
+                self.handle(&mut w, channel, label.as_deref(), m);
             }
             let _ = w.flush();
             std::thread::sleep(COALESCE);
@@ -383,7 +394,28 @@ impl Writer {
         }
     }
 
-    fn emit(&mut self, w: &mut impl Write, channel: u16, data: &[u8], end_of_line: bool) {
+    fn emit(
+        &mut self,
+        w: &mut impl Write,
+        (channel, label): (u32, Option<&str>),
+        data: &[u8],
+        end_of_line: bool,
+    ) {
+        if let Some(label) = label {
+            let mid = self.mid_line.iter().position(|c| *c == channel);
+            match (mid, end_of_line) {
+                (None, end) => {
+                    let _ = w.write_all(label.as_bytes());
+                    if !end {
+                        self.mid_line.push(channel);
+                    }
+                }
+                (Some(i), true) => {
+                    self.mid_line.swap_remove(i);
+                }
+                (Some(_), false) => {}
+            }
+        }
         let _ = w.write_all(data);
         if end_of_line {
             let _ = w.write_all(b"\n");
@@ -393,21 +425,22 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, w: &mut impl Write, channel: u16, m: Msg) {
+    fn handle(&mut self, w: &mut impl Write, channel: u32, label: Option<&str>, m: Msg) {
+        let from = (channel, label);
         match m {
-            Msg::Bytes { data, end_of_line } => self.emit(w, channel, &data, end_of_line),
+            Msg::Bytes { data, end_of_line } => self.emit(w, from, &data, end_of_line),
             Msg::Start { id, version } => {
                 let line = format!("START RequestId: {id} Version: {version}");
-                self.emit(w, channel, line.as_bytes(), true);
+                self.emit(w, from, line.as_bytes(), true);
             }
             Msg::End { id } => {
                 let line = format!("END RequestId: {id}");
-                self.emit(w, channel, line.as_bytes(), true);
+                self.emit(w, from, line.as_bytes(), true);
             }
             Msg::Report(r) => {
                 let peak = r.runtime_pid.map(|pid| self.peak_kib(pid)).unwrap_or(0);
                 let line = report_text(&r, peak);
-                self.emit(w, channel, line.as_bytes(), true);
+                self.emit(w, from, line.as_bytes(), true);
             }
             Msg::CaptureStart => {
                 self.capture.retain(|(ch, _)| *ch != channel);
@@ -476,12 +509,13 @@ mod tests {
     fn tail_keeps_the_last_bytes() {
         let mut w = Writer::default();
         let mut sink = Vec::new();
-        w.handle(&mut sink, 0, Msg::CaptureStart);
-        w.handle(&mut sink, 1, Msg::CaptureStart);
+        w.handle(&mut sink, 0, None, Msg::CaptureStart);
+        w.handle(&mut sink, 1, None, Msg::CaptureStart);
         for i in 0..2000 {
             w.handle(
                 &mut sink,
                 i % 2,
+                None,
                 Msg::Bytes {
                     data: format!("line {i}").into_bytes(),
                     end_of_line: true,
@@ -489,7 +523,7 @@ mod tests {
             );
         }
         let (tx, mut rx) = oneshot::channel();
-        w.handle(&mut sink, 1, Msg::CaptureTake(tx));
+        w.handle(&mut sink, 1, None, Msg::CaptureTake(tx));
         let tail = rx.try_recv().unwrap();
         assert_eq!(tail.len(), TAIL_BYTES);
         assert!(tail.ends_with(b"line 1999\n"));
@@ -499,5 +533,40 @@ mod tests {
         );
         assert!(sink.ends_with(b"line 1999\n"));
         assert_eq!(w.capture.len(), 1, "channel 0 still keeps its tail");
+    }
+
+    #[test]
+    fn labelled_lines_start_with_their_sandbox() {
+        let mut w = Writer::default();
+        let mut sink = Vec::new();
+        let bytes = |data: &str, end_of_line| Msg::Bytes {
+            data: data.as_bytes().to_vec(),
+            end_of_line,
+        };
+        w.handle(&mut sink, 3, Some("[a/0] "), Msg::CaptureStart);
+        w.handle(&mut sink, 3, Some("[a/0] "), bytes("long ", false));
+        // Another sandbox's line comes in between the pieces.
+        w.handle(&mut sink, 4, Some("[b/1] "), bytes("other", true));
+        w.handle(&mut sink, 3, Some("[a/0] "), bytes("line", true));
+        w.handle(
+            &mut sink,
+            3,
+            Some("[a/0] "),
+            Msg::End {
+                id: RequestId::from_string("r1".into()),
+            },
+        );
+        w.handle(&mut sink, 5, None, bytes("plain", true));
+        assert_eq!(
+            String::from_utf8_lossy(&sink),
+            "[a/0] long [b/1] other\nline\n[a/0] END RequestId: r1\nplain\n"
+        );
+        let (tx, mut rx) = oneshot::channel();
+        w.handle(&mut sink, 3, Some("[a/0] "), Msg::CaptureTake(tx));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            b"long line\nEND RequestId: r1\n",
+            "the log tail has no labels"
+        );
     }
 }

@@ -121,7 +121,7 @@ fn a_cold_start_happens_only_when_no_sandbox_is_idle() {
     let with_init = |r: &Rapid| {
         r.stdout()
             .lines()
-            .filter(|l| l.starts_with("REPORT") && l.contains("Init Duration"))
+            .filter(|l| l.contains("REPORT RequestId") && l.contains("Init Duration"))
             .count()
     };
     assert!(

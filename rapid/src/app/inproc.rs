@@ -75,7 +75,7 @@ pub fn serve<H: Handler>(handler: H) -> ExitCode {
         let backend = Arc::new(crate::process::inproc::Inproc(handler));
         let sandbox: Arc<dyn crate::sandbox::Sandbox> =
             Arc::new(super::start_process(&cfg, backend, Arc::default()).await?);
-        Ok(sandbox)
+        Ok(crate::sandbox::FunctionTable::single(function, sandbox))
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -87,5 +87,5 @@ pub fn serve<H: Handler>(handler: H) -> ExitCode {
             return ExitCode::from(super::exit_code::SETUP);
         }
     };
-    runtime.block_on(super::run_sandbox(function, fronts, drain, true, start))
+    runtime.block_on(super::run_sandbox(fronts, drain, true, start))
 }

@@ -11,6 +11,7 @@
 
 mod inproc;
 mod signals;
+mod watch;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ use tokio::net::TcpListener;
 pub use inproc::serve;
 pub use signals::{Signal, Signals};
 
-use crate::config::{BackendConfig, Config, DrainPolicy, Fronts};
+use crate::config::{BackendConfig, Config, DrainPolicy, Fronts, LambdaFunction};
 use crate::fronts::metrics::Metrics;
 use crate::fronts::openfaas::OpenFaas;
 use crate::fronts::{self, Drain};
@@ -34,7 +35,7 @@ use crate::net::{bind, BindError};
 use crate::output::Output;
 use crate::pool::Pool;
 use crate::process::ProcessSandbox;
-use crate::sandbox::{Command, FunctionTable, Member, Sandbox, Scaling, Stats};
+use crate::sandbox::{Command, FunctionTable, Member, Resolved, Sandbox, Scaling, Stats};
 use crate::supervisor::Reaper;
 
 /// Exit codes of the `rapid` binary.
@@ -149,13 +150,12 @@ pub async fn run(cfg: Config) -> ExitCode {
         backend,
         fronts,
         drain,
-        scaling,
         ..
     } = cfg;
     let openfaas_primary = matches!(backend, BackendConfig::Process(_));
     let start = move |p: Plumbing| async move {
-        let sandbox: Arc<dyn Sandbox> = match backend {
-            BackendConfig::Lambda(l) => Arc::new(start_pool(*l, scaling, p).await?),
+        match backend {
+            BackendConfig::Lambda(functions) => start_functions(functions, p).await,
             BackendConfig::Process(cfg) => {
                 let stats = Arc::new(Stats::default());
                 let backend = crate::process::backend_for(
@@ -168,22 +168,49 @@ pub async fn run(cfg: Config) -> ExitCode {
                 .ok_or_else(|| {
                     StartError::Setup("mode inproc needs a handler (rapid::watchdog::serve)".into())
                 })?;
-                Arc::new(start_process(&cfg, backend, stats).await?)
+                let sandbox: Arc<dyn Sandbox> =
+                    Arc::new(start_process(&cfg, backend, stats).await?);
+                Ok(FunctionTable::single(function, sandbox))
             }
-        };
-        Ok(sandbox)
+        }
     };
-    run_sandbox(function, fronts, drain, openfaas_primary, start).await
+    run_sandbox(fronts, drain, openfaas_primary, start).await
 }
 
-/// The function's pool of Lambda sandboxes. Sandbox 0 keeps the configured
+/// Every function's pool, in the table's order. With more than one sandbox
+/// in all, each sandbox's lines on stdout start with `[function/sandbox] `.
+async fn start_functions(
+    functions: Vec<LambdaFunction>,
+    p: Plumbing,
+) -> Result<FunctionTable, StartError> {
+    let labelled = functions.len() > 1 || functions.iter().any(|f| f.scaling.concurrency > 1);
+    let mut entries = Vec::new();
+    for f in functions {
+        let id = f.config.function.clone();
+        let pool = Arc::new(start_pool(f.config, f.scaling, labelled, &p).await?);
+        if !f.watch.is_empty() {
+            watch::follow(id.name.clone(), f.watch, Arc::downgrade(&pool))
+                .map_err(|e| StartError::Setup(e.to_string()))?;
+        }
+        entries.push(Resolved { id, sandbox: pool });
+    }
+    Ok(FunctionTable::new(entries))
+}
+
+/// A function's pool of Lambda sandboxes. Sandbox 0 keeps the configured
 /// Runtime API address (and is started here, so that a bind failure stops
 /// rapid with its exit code); the others listen on free ports of the same
 /// loopback. With several sandboxes each gets `<scratch-dir>/<n>/`. Each has
 /// its own telemetry subscribers and log tail.
-async fn start_pool(cfg: LambdaConfig, scaling: Scaling, p: Plumbing) -> Result<Pool, StartError> {
+async fn start_pool(
+    cfg: LambdaConfig,
+    scaling: Scaling,
+    labelled: bool,
+    p: &Plumbing,
+) -> Result<Pool, StartError> {
     let cfg = Arc::new(cfg);
     let pooled = scaling.concurrency > 1;
+    let (reaper, out) = (p.reaper.clone(), p.out.clone());
     let make = move |index: usize| {
         let mut c = LambdaConfig::clone(&cfg);
         // The pool admits one invocation at a time to a sandbox.
@@ -195,9 +222,10 @@ async fn start_pool(cfg: LambdaConfig, scaling: Scaling, p: Plumbing) -> Result<
             c.scratch_dir = c.scratch_dir.map(|d| d.join(index.to_string()));
         }
         let hub = crate::telemetry_hub::Hub::new();
+        let label = labelled.then(|| format!("{}/{index}", c.function.name));
         let deps = crate::lambda::Deps {
-            procs: p.reaper.clone(),
-            out: p.out.for_sandbox(index as u16, hub.clone()),
+            procs: reaper.clone(),
+            out: out.for_sandbox(label.as_deref(), hub.clone()),
             hub,
         };
         async move {
@@ -238,11 +266,10 @@ pub(crate) async fn start_process(
         })
 }
 
-/// Set up, bind the fronts, start the sandbox with `start`, serve until told
-/// to stop, drain. The primary front (bound last) is the OpenFaaS front when
-/// `openfaas_primary`, the Invoke API otherwise.
+/// Set up, bind the fronts, start the functions' sandboxes with `start`,
+/// serve until told to stop, drain. The primary front (bound last) is the
+/// OpenFaaS front when `openfaas_primary`, the Invoke API otherwise.
 pub(crate) async fn run_sandbox<F, Fut>(
-    function: crate::sandbox::FunctionId,
     fronts: Fronts,
     policy: DrainPolicy,
     openfaas_primary: bool,
@@ -250,7 +277,7 @@ pub(crate) async fn run_sandbox<F, Fut>(
 ) -> ExitCode
 where
     F: FnOnce(Plumbing) -> Fut,
-    Fut: std::future::Future<Output = Result<Arc<dyn Sandbox>, StartError>>,
+    Fut: std::future::Future<Output = Result<FunctionTable, StartError>>,
 {
     crate::supervisor::seal_inherited_fds();
     become_subreaper();
@@ -276,26 +303,26 @@ where
         Err(e) => return bind_failed(&e),
     };
     let started = tokio::time::Instant::now();
-    let sandbox = match start(Plumbing { reaper, out }).await {
-        Ok(s) => s,
+    let table = match start(Plumbing { reaper, out }).await {
+        Ok(t) => t,
         Err(StartError::Bind(e)) => return bind_failed(&e),
         Err(StartError::Setup(why)) => return setup_failed(why),
     };
-    let table = FunctionTable::single(function.clone(), sandbox.clone());
-    let served = serve_fronts(&fronts, table, listeners, !openfaas_primary);
+    let served = serve_fronts(&fronts, table.clone(), listeners, !openfaas_primary);
+    let names: Vec<&str> = table.iter().map(|f| f.id.name.as_str()).collect();
     tracing::info!(
         invoke_api = ?fronts.invoke,
         watchdog_front = ?fronts.openfaas.as_ref().map(|f| f.address),
         control_api = ?fronts.control.as_ref().map(|c| c.address),
         metrics = ?fronts.metrics,
         function_url = ?fronts.function_url.as_ref().map(|f| f.address),
-        function = %function.name,
+        functions = %names.join(","),
         took_ms = started.elapsed().as_millis() as u64,
         "rapid listening"
     );
     let cause = tokio::select! {
         s = signals.next_stop() => Some(s),
-        () = sandbox.finished() => None,
+        () = any_finished(&table) => None,
     };
     match cause {
         Some(s) => tracing::info!(signal = s.name(), "shutting down"),
@@ -306,7 +333,7 @@ where
         (Some(s), Some(f)) if s != Signal::Int => f.config.drain_delay,
         _ => Duration::ZERO,
     };
-    drain(&served, sandbox.as_ref(), delay, policy).await;
+    drain(&served, &table, delay, policy).await;
     // Every byte the runtime and extensions wrote, on stdout before exiting.
     if !output.finish(policy.flush).await {
         tracing::warn!("output still arriving at the end of the drain; exiting anyway");
@@ -411,13 +438,28 @@ fn serve_fronts(fronts: &Fronts, table: FunctionTable, l: Listeners, pools: bool
     }
 }
 
-/// Until no invocation runs or waits in `sandbox` (the drain timeout of
+/// When one function's sandbox ends on its own (one-shot exit, a shutdown
+/// that asked rapid to exit): rapid stops.
+async fn any_finished(table: &FunctionTable) {
+    let ends: Vec<_> = table.iter().map(|f| f.sandbox.finished()).collect();
+    if ends.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_util::future::select_all(ends).await;
+}
+
+/// Until no invocation runs or waits in any function (the drain timeout of
 /// lambda mode), at most `limit`.
-async fn wait_sandbox_idle(sandbox: &dyn Sandbox, limit: Duration) {
+async fn wait_sandbox_idle(table: &FunctionTable, limit: Duration) {
     let t = tokio::time::Instant::now();
     let busy = || {
-        let l = sandbox.load();
-        l.busy + l.queued
+        table
+            .iter()
+            .map(|f| {
+                let l = f.sandbox.load();
+                l.busy + l.queued
+            })
+            .sum::<u64>()
     };
     if busy() == 0 {
         return;
@@ -443,7 +485,7 @@ async fn wait_sandbox_idle(sandbox: &dyn Sandbox, limit: Duration) {
 }
 
 /// The one drain of every mode.
-async fn drain(served: &Served, sandbox: &dyn Sandbox, delay: Duration, policy: DrainPolicy) {
+async fn drain(served: &Served, table: &FunctionTable, delay: Duration, policy: DrainPolicy) {
     served.drain.begin();
     if !delay.is_zero() {
         tracing::info!(
@@ -468,16 +510,20 @@ async fn drain(served: &Served, sandbox: &dyn Sandbox, delay: Duration, policy: 
         }
     }
     if !policy.in_flight.is_zero() {
-        wait_sandbox_idle(sandbox, policy.in_flight).await;
+        wait_sandbox_idle(table, policy.in_flight).await;
     }
-    let stop = Command::Shutdown {
-        reason: ShutdownReason::Spindown,
-        exit: true,
-    };
-    if let Err(e) = sandbox.control(stop).await {
-        // Already shut down (a control-API shutdown, one-shot exit).
-        tracing::debug!("shutdown: {e}");
-    }
+    // Every function's sandboxes at once.
+    let stops = table.iter().map(|f| async move {
+        let stop = Command::Shutdown {
+            reason: ShutdownReason::Spindown,
+            exit: true,
+        };
+        if let Err(e) = f.sandbox.control(stop).await {
+            // Already shut down (a control-API shutdown, one-shot exit).
+            tracing::debug!(function = %f.id.name, "shutdown: {e}");
+        }
+    });
+    futures_util::future::join_all(stops).await;
     // Every connection finishes what it is writing and closes.
     if !served.connections.wait_idle(policy.flush).await {
         tracing::warn!("connections still open at the end of the drain; exiting anyway");

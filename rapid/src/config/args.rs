@@ -116,6 +116,27 @@ pub struct Args {
     #[arg(long, env = "RAPID_DRAIN_TIMEOUT", value_parser = crate::parse::duration_or_zero, value_name = "DURATION")]
     pub drain_timeout: Option<Duration>,
 
+    /// Another function of the table, `NAME=COMMAND` (repeatable; the command
+    /// is split like a shell would): its own sandboxes, ARN and
+    /// AWS_LAMBDA_FUNCTION_NAME, invoked at /2015-03-31/functions/NAME/invocations.
+    /// It takes the other options as its defaults. With a positional BOOTSTRAP
+    /// that one stays the default function (`function` in the path).
+    #[arg(long = "function", env = "RAPID_FUNCTION", value_name = "NAME=COMMAND")]
+    pub functions: Vec<String>,
+
+    /// A TOML file of functions: `[functions.NAME]` tables with `command`
+    /// (or `bootstrap`), and optionally `handler`, `environment`, `timeout`,
+    /// `memory`, `concurrency`, `min_warm`, `extensions_dir` (see
+    /// docs/functions.md). Read before the --function entries.
+    #[arg(long, env = "RAPID_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Reload on change (local development): when a function's bootstrap
+    /// (or a file or directory its command names) changes, its idle
+    /// sandboxes are replaced at once and busy ones after their invoke.
+    #[arg(long, env = "RAPID_WATCH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub watch: bool,
+
     /// Function name (also accepted in the Invoke API path besides "function").
     #[arg(
         long,

@@ -7,7 +7,9 @@
 //!   options with of-watchdog's variable names.
 
 pub mod args;
+pub mod functions;
 pub mod limits;
+pub mod table;
 pub mod watchdog;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,6 +18,8 @@ use std::time::Duration;
 
 pub use crate::lambda::Bootstrap;
 pub use args::{Args, LogFormat, LogLevel, OneShotArg};
+pub use functions::FunctionsError;
+pub use table::LambdaFunction;
 pub use watchdog::{apply_env_aliases, Mode, WatchdogArgs};
 
 pub use crate::fronts::function_url::{FunctionUrlConfig, InvokeMode};
@@ -36,8 +40,9 @@ pub const DEFAULT_BOOTSTRAPS: [&str; 3] = [
 /// The backend and its data.
 #[derive(Debug, Clone)]
 pub enum BackendConfig {
-    /// A Lambda custom runtime behind the Runtime API.
-    Lambda(Box<LambdaConfig>),
+    /// Lambda custom runtimes behind the Runtime API: the functions, the
+    /// default one first.
+    Lambda(Vec<LambdaFunction>),
     /// A watchdog mode's process backend.
     Process(Box<ProcessConfig>),
 }
@@ -101,8 +106,6 @@ pub struct Config {
     pub init_mode: bool,
     /// What init mode prepares.
     pub machine: Machine,
-    /// Lambda mode: the function's sandboxes.
-    pub scaling: Scaling,
 }
 
 /// A configuration that cannot run.
@@ -151,6 +154,15 @@ pub enum ConfigError {
     /// One invoke then exit, with several sandboxes.
     #[error("--one-shot=exit serves one invoke and exits: it takes --concurrency 1, not {0}")]
     OneShotExitWithPool(u32),
+    /// One invoke then exit, with several functions.
+    #[error("--one-shot=exit serves one invoke and exits: it takes one function, not {0}")]
+    OneShotExitWithTable(usize),
+    /// A function table outside lambda mode.
+    #[error("--function and --config are for lambda mode (the watchdog modes host one process)")]
+    FunctionsNeedLambda,
+    /// A function entry that cannot be used.
+    #[error(transparent)]
+    Functions(#[from] FunctionsError),
     /// A platform-driven pool with nothing to initialise.
     #[error("--min-warm 0 with --control-api-address: a platform's Init needs a sandbox to initialise (give --min-warm 1 or more)")]
     PlatformNeedsWarm,
@@ -348,6 +360,9 @@ impl Config {
             token: token.clone(),
         });
         let scaling = scaling(&args, control.is_some() && w.mode == Mode::Lambda)?;
+        if w.mode != Mode::Lambda && table::asks_for_functions(&args) {
+            return Err(ConfigError::FunctionsNeedLambda);
+        }
         let (backend, mut fronts, drain) = if w.mode == Mode::Lambda {
             let openfaas = match w.watchdog_address {
                 None => None,
@@ -367,7 +382,9 @@ impl Config {
                 max_queue: args.max_queue as usize,
                 runtime_api_address: args.runtime_api_address,
                 extensions_dir: args.extensions_dir.clone(),
-                bootstrap: resolve_bootstrap(&args.command, &DEFAULT_BOOTSTRAPS),
+                // The default function's is resolved with the table.
+                bootstrap: Bootstrap::Missing(String::new()),
+                environment: Vec::new(),
                 stream_cap_bytes: args.stream_cap,
                 stream_shaping: args.stream_shaping,
                 init_caching: args.enable_init_caching.then(|| InitCaching {
@@ -404,7 +421,8 @@ impl Config {
                 in_flight: args.drain_timeout.unwrap_or(Duration::ZERO),
                 flush: Duration::from_secs(10),
             };
-            (BackendConfig::Lambda(Box::new(lambda)), fronts, drain)
+            let functions = table::lambda_functions(&args, lambda, scaling)?;
+            (BackendConfig::Lambda(functions), fronts, drain)
         } else {
             let kind = process_kind(w, &args.command)?;
             let (mut fronts, drain) = watchdog_fronts(w)?;
@@ -423,7 +441,6 @@ impl Config {
             backend,
             fronts,
             drain,
-            scaling,
             init_mode: args.init,
             machine: Machine {
                 hostname: args.hostname.clone(),
@@ -518,7 +535,7 @@ mod tests {
 
     fn lambda(c: &Config) -> &LambdaConfig {
         match &c.backend {
-            BackendConfig::Lambda(l) => l,
+            BackendConfig::Lambda(l) => &l[0].config,
             BackendConfig::Process(_) => panic!("not lambda mode"),
         }
     }

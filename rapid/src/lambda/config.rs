@@ -61,6 +61,9 @@ pub struct LambdaConfig {
     pub extensions_dir: PathBuf,
     /// What to run.
     pub bootstrap: Bootstrap,
+    /// The function's own variables, over rapid's environment (a
+    /// control-API Init's come on top).
+    pub environment: Vec<(String, String)>,
     /// Largest streamed response, bytes.
     pub stream_cap_bytes: u64,
     /// Lambda's streaming bandwidth shaping.

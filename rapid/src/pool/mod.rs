@@ -111,18 +111,20 @@ impl Inner {
     fn go_on(this: &Arc<Inner>, next: Next<Arc<dyn Member>, Waiter>) {
         match next {
             Next::Run(h) => Inner::hand_off(this, h),
-            Next::Replace { old, new } => Inner::replace(this, old, new),
+            Next::Replace { old, new } => {
+                Inner::replace(this, old, new, "a sandbox makes room or is reloaded")
+            }
         }
     }
 
-    /// Tenant isolation: shut `old` down (another tenant's idle sandbox) and
-    /// start a sandbox at `new` in its room.
-    fn replace(this: &Arc<Inner>, old: (Place, Arc<dyn Member>), new: Place) {
+    /// Shut `old` down (another tenant's idle sandbox, or one a reload
+    /// replaces) and start a sandbox at `new` in its room.
+    fn replace(this: &Arc<Inner>, old: (Place, Arc<dyn Member>), new: Place, why: &'static str) {
         let (place, member) = old;
         let weak = Arc::downgrade(this);
         tracing::info!(
             sandbox = place.index,
-            "another tenant's idle sandbox makes room (SPINDOWN)"
+            "{why}: shut down (SPINDOWN), a new one starts"
         );
         tokio::spawn(async move {
             let stop = Command::Shutdown {
@@ -346,6 +348,26 @@ impl Pool {
         Pool(inner)
     }
 
+    /// A reload (`--watch`): idle sandboxes are replaced by fresh ones now,
+    /// busy ones after their invocation; new invocations go to fresh ones.
+    pub fn renew(&self) {
+        let inner = &self.0;
+        let gone = inner.lock().renew();
+        let (idle, load) = (gone.len(), inner.lock().load());
+        tracing::info!(
+            idle,
+            busy = load.busy + load.starting,
+            "reload: idle sandboxes are replaced now, busy ones after their invoke"
+        );
+        for old in gone {
+            match inner.lock().reserve() {
+                Some(new) => Inner::replace(inner, old, new, "reload"),
+                None => tracing::debug!("reload: the pool is closed"),
+            }
+        }
+        inner.refresh_health();
+    }
+
     async fn admit(&self, inv: Invocation) -> Result<Pending, InvokeError> {
         let inner = &self.0;
         let headers = inv.request.headers();
@@ -400,7 +422,7 @@ impl Pool {
             }
             Arrival::Wait => Box::pin(wait(rx)),
             Arrival::Replace { old, new } => {
-                Inner::replace(inner, old, new);
+                Inner::replace(inner, old, new, "another tenant's idle sandbox makes room");
                 inner.refresh_health();
                 Box::pin(wait(rx))
             }

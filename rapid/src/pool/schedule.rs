@@ -37,6 +37,8 @@ struct Slot<M> {
     turn: u64,
     /// Tenant isolation: the one tenant this sandbox serves.
     tenant: Option<String>,
+    /// Started before a reload (`--watch`): replaced when next free.
+    stale: bool,
 }
 
 /// What became of an arriving invocation.
@@ -166,6 +168,7 @@ impl<M: Clone, W> Schedule<M, W> {
             served: 0,
             turn: 0,
             tenant: tenant.map(str::to_owned),
+            stale: false,
         });
         Some(Place {
             index,
@@ -384,7 +387,21 @@ impl<M: Clone, W> Schedule<M, W> {
     /// has nobody to leave), or becomes idle.
     pub fn release(&mut self, p: Place, alive: impl Fn(&W) -> bool) -> Option<Next<M, W>> {
         let closed = self.closed;
-        let tenant = self.slot(p)?.tenant.clone();
+        let slot = self.slot(p)?;
+        if slot.stale && !closed {
+            // A reload came while it ran (or started): a fresh sandbox in its room.
+            let old = (
+                Place {
+                    turn: slot.turn,
+                    ..p
+                },
+                slot.member.clone()?,
+            );
+            self.remove(p);
+            let new = self.reserve()?;
+            return Some(Next::Replace { old, new });
+        }
+        let tenant = slot.tenant.clone();
         // Callers that left are dropped first.
         let mut i = 0;
         while i < self.waiting.len() {
@@ -461,6 +478,31 @@ impl<M: Clone, W> Schedule<M, W> {
                 None
             }
         }
+    }
+
+    /// A reload (`--watch`): every sandbox there is now is to be replaced.
+    /// The idle ones are taken out at once (each to be shut down and a fresh
+    /// one started in its room); busy and starting ones when they are free.
+    pub fn renew(&mut self) -> Vec<(Place, M)> {
+        for slot in self.slots.iter_mut().flatten() {
+            slot.stale = true;
+        }
+        let mut out = Vec::new();
+        for index in std::mem::take(&mut self.idle) {
+            let Some(slot) = self.slots[index].as_ref() else {
+                continue;
+            };
+            let p = Place {
+                index,
+                serial: slot.serial,
+                turn: slot.turn,
+            };
+            if let Some(m) = slot.member.clone() {
+                out.push((p, m));
+            }
+            self.slots[index] = None;
+        }
+        out
     }
 
     /// The sandbox at `p` ended (on its own, or reclaimed).

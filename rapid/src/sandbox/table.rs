@@ -66,6 +66,11 @@ impl FunctionTable {
         }
     }
 
+    /// A table of `entries`, the first the default function.
+    pub fn new(entries: Vec<Resolved>) -> FunctionTable {
+        FunctionTable { entries }
+    }
+
     /// The function a caller names, as the Invoke API accepts it: `name`,
     /// `name:qualifier`, the full ARN `arn:aws:lambda:REGION:ACCOUNT:function:name[:qualifier]`,
     /// the partial ARN `ACCOUNT:function:name[:qualifier]` (already percent-decoded), plus an

@@ -12,6 +12,11 @@
 //!
 //! Out-of-order commands get 409 `InvalidStateTransition`; a missing or wrong
 //! bearer token 401.
+//!
+//! With several functions, `?function=NAME` picks the one a call drives (the
+//! default function without it; an unknown name is 404
+//! `ResourceNotFoundException`); Init, Reset, Shutdown and Restore apply to
+//! every sandbox of that function's pool.
 
 mod envelope;
 mod state;
@@ -62,6 +67,8 @@ enum Refusal {
     Method(Method, String),
     /// No function to drive (503).
     NoFunction,
+    /// `?function=` names no function (404).
+    UnknownFunction(crate::sandbox::ResolveError),
 }
 
 impl IntoResponse for Refusal {
@@ -95,6 +102,7 @@ impl IntoResponse for Refusal {
                 ErrorType::MethodNotAllowed,
                 format!("Method {m} is not allowed on {p}"),
             ),
+            Refusal::UnknownFunction(e) => (StatusCode::NOT_FOUND, e.error_type(), e.to_string()),
             Refusal::NoFunction => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorType::ServiceException,
@@ -146,14 +154,32 @@ async fn gate(State(api): State<Arc<ControlApi>>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
+/// The query every command takes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct Params {
+    /// Which function (the default one when absent).
+    function: Option<String>,
+    /// Shutdown: `?exit=true`, rapid itself stops afterwards (and, as a
+    /// VM's init, powers the machine off).
+    exit: Option<String>,
+}
+
 impl ControlApi {
-    fn function(&self) -> Result<&Resolved, Refusal> {
-        self.table.default_function().ok_or(Refusal::NoFunction)
+    fn function(&self, name: Option<&str>) -> Result<&Resolved, Refusal> {
+        match name {
+            None => self.table.default_function().ok_or(Refusal::NoFunction),
+            Some(n) => self
+                .table
+                .resolve(n, None)
+                .map(|t| t.function)
+                .map_err(Refusal::UnknownFunction),
+        }
     }
 
-    async fn command(&self, cmd: Command) -> Result<Response, Refusal> {
+    async fn command(&self, which: &Params, cmd: Command) -> Result<Response, Refusal> {
         let reply = self
-            .function()?
+            .function(which.function.as_deref())?
             .sandbox
             .control(cmd)
             .await
@@ -212,45 +238,49 @@ async fn state(State(api): State<Arc<ControlApi>>) -> Response {
 
 async fn init(
     State(api): State<Arc<ControlApi>>,
+    Query(q): Query<Params>,
     JsonBody(init): JsonBody<interop::Init>,
 ) -> Result<Response, Refusal> {
-    api.command(Command::Init(Box::new(init))).await
+    api.command(&q, Command::Init(Box::new(init))).await
 }
 
 async fn reset(
     State(api): State<Arc<ControlApi>>,
+    Query(q): Query<Params>,
     JsonBody(reset): JsonBody<interop::Reset>,
 ) -> Result<Response, Refusal> {
-    api.command(Command::Reset(reset)).await
+    api.command(&q, Command::Reset(reset)).await
 }
 
-async fn restore(State(api): State<Arc<ControlApi>>) -> Result<Response, Refusal> {
-    api.command(Command::Restore).await
-}
-
-/// `?exit=true`: rapid itself stops afterwards (and, as a VM's init, powers
-/// the machine off).
-#[derive(Debug, Deserialize, Default)]
-#[serde(default)]
-struct ShutdownQuery {
-    exit: Option<String>,
+async fn restore(
+    State(api): State<Arc<ControlApi>>,
+    Query(q): Query<Params>,
+) -> Result<Response, Refusal> {
+    api.command(&q, Command::Restore).await
 }
 
 async fn shutdown(
     State(api): State<Arc<ControlApi>>,
-    Query(q): Query<ShutdownQuery>,
+    Query(q): Query<Params>,
     JsonBody(shutdown): JsonBody<interop::Shutdown>,
 ) -> Result<Response, Refusal> {
     let exit = matches!(q.exit.as_deref(), Some("true" | "1"));
-    api.command(Command::Shutdown {
-        reason: shutdown.reason,
-        exit,
-    })
+    api.command(
+        &q,
+        Command::Shutdown {
+            reason: shutdown.reason,
+            exit,
+        },
+    )
     .await
 }
 
-async fn invoke(State(api): State<Arc<ControlApi>>, req: Request) -> Result<Response, Refusal> {
-    let function = api.function()?;
+async fn invoke(
+    State(api): State<Arc<ControlApi>>,
+    Query(q): Query<Params>,
+    req: Request,
+) -> Result<Response, Refusal> {
+    let function = api.function(q.function.as_deref())?;
     let phase = function.sandbox.state().await.phase;
     if matches!(phase, "NotStarted" | "Stopped") {
         return Err(Refusal::Control(ControlError::refused(

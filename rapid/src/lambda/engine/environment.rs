@@ -137,6 +137,7 @@ mod tests {
             runtime_api_address: "127.0.0.1:9555".parse().unwrap(),
             extensions_dir: "/nonexistent".into(),
             bootstrap: crate::lambda::config::Bootstrap::Missing("none".into()),
+            environment: Vec::new(),
             stream_cap_bytes: 1,
             stream_shaping: false,
             init_caching: None,

@@ -130,7 +130,9 @@ impl Engine {
     }
 
     fn runtime_env(&self) -> Vec<(String, String)> {
-        let caller = std::env::vars().chain(self.init.environment.clone());
+        let caller = std::env::vars()
+            .chain(self.cfg.environment.iter().cloned())
+            .chain(self.init.environment.clone());
         environment::runtime_env(&self.cfg, &self.init, caller)
     }
 

@@ -165,6 +165,7 @@ fn config() -> LambdaConfig {
             program: "/fake/bootstrap".into(),
             args: Vec::new(),
         },
+        environment: Vec::new(),
         stream_cap_bytes: 1 << 20,
         stream_shaping: false,
         init_caching: None,

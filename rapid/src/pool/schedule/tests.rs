@@ -319,3 +319,44 @@ fn a_freed_sandbox_with_only_other_tenants_waiting_is_replaced() {
         _ => panic!("a's sandbox makes room for the waiting b"),
     }
 }
+
+#[test]
+fn a_reload_replaces_idle_sandboxes_now_and_busy_ones_when_free() {
+    let mut s = S::new(spec(3, 4));
+    // Two sandboxes, warm after a burst of two.
+    let (Arrival::StartAndWait(a), Arrival::StartAndWait(b)) = (
+        s.arrive(0, false, None, ready),
+        s.arrive(1, false, None, ready),
+    ) else {
+        panic!("two cold starts")
+    };
+    let ha = run(s.started(a, "a", |_| true)).expect("a takes the first waiter");
+    let hb = run(s.started(b, "b", |_| true)).expect("b takes the second");
+    assert!(run(s.release(ha.place, |_| true)).is_none());
+    assert!(run(s.release(hb.place, |_| true)).is_none());
+    // b is busy when the reload comes; a is idle.
+    let Arrival::Run(busy, "b", 7) = s.arrive(7, false, None, ready) else {
+        panic!("the most recent idle sandbox takes it")
+    };
+    assert_eq!(busy.index, b.index);
+    let gone = s.renew();
+    assert_eq!(gone.len(), 1, "only the idle one goes at once");
+    assert_eq!((gone[0].0.index, gone[0].1), (a.index, "a"));
+    assert_eq!(s.size(), 1, "its room is free for the fresh one");
+    // The pool starts a fresh one in that room.
+    let fresh = s.reserve().expect("room for the replacement");
+    assert!(run(s.started(fresh, "a2", |_| true)).is_none());
+    // A new invocation never goes to the stale busy one: the fresh one takes it.
+    let Arrival::Run(_, "a2", 8) = s.arrive(8, false, None, ready) else {
+        panic!("the fresh sandbox takes new invocations")
+    };
+    // b finishes: it is replaced, not made idle.
+    match s.release(busy, |_| true) {
+        Some(Next::Replace { old, new }) => {
+            assert_eq!((old.0.index, old.1), (b.index, "b"));
+            assert_ne!(new.serial, b.serial, "a new sandbox");
+        }
+        _ => panic!("a stale sandbox is replaced when it is free"),
+    }
+    assert_eq!(s.load().idle, 0, "nothing stale became idle");
+}
