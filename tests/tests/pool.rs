@@ -512,3 +512,56 @@ fn with_tenant_isolation_two_tenants_never_share_a_runtime() {
     );
     assert!(alive(b as i32));
 }
+
+/// Sandboxes share the host's network here (no namespace per sandbox): an
+/// extension that listens on a fixed port runs in one of them; in the next
+/// one it cannot bind, and that sandbox's init fails with Extension.Crash
+/// saying why — the other sandbox keeps serving.
+#[test]
+fn an_extension_on_a_fixed_port_fails_a_second_sandbox_with_a_clear_error() {
+    let dir = TempDir::new("pool-fixed-port");
+    let exts = dir.path("extensions");
+    std::fs::create_dir_all(&exts).unwrap();
+    let port = rapid_tests::free_port();
+    dir.script(
+        "extensions/listener",
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, os, socket, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-01-01/extension"
+req = urllib.request.Request(api + "/register", data=json.dumps({{"events": []}}).encode(),
+                             headers={{"Lambda-Extension-Name": "listener"}}, method="POST")
+ident = urllib.request.urlopen(req).headers["Lambda-Extension-Identifier"]
+s = socket.socket()
+s.bind(("127.0.0.1", {port}))  # a fixed port, as lambda-extension's log listener
+s.listen()
+while True:
+    nxt = urllib.request.Request(api + "/event/next", headers={{"Lambda-Extension-Identifier": ident}})
+    if json.load(urllib.request.urlopen(nxt)).get("eventType") == "SHUTDOWN":
+        break
+"#
+        ),
+    );
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .extensions_dir(&exts)
+        .arg("--concurrency")
+        .arg("2")
+        .start();
+    assert_eq!(r.invoke(b"{}").status, 200, "{}", r.stderr());
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| r.invoke(br#"{"sleep_ms":1500}"#));
+        // Sandbox 0 holds that invoke.
+        assert!(eventually(Duration::from_secs(5), || {
+            r.stdout().matches("START RequestId").count() == 2
+        }));
+        let second = r.invoke(b"{}");
+        assert_eq!(second.error_type(), "Extension.Crash", "{}", second.text());
+        assert!(
+            second.error_message().contains("fixed port"),
+            "{}",
+            second.text()
+        );
+        assert_eq!(busy.join().unwrap().status, 200, "sandbox 0 is untouched");
+    });
+}

@@ -185,7 +185,8 @@ async fn start_functions(
 ) -> Result<FunctionTable, StartError> {
     let labelled = functions.len() > 1 || functions.iter().any(|f| f.scaling.concurrency > 1);
     let mut entries = Vec::new();
-    for f in functions {
+    for mut f in functions {
+        f.config.shares_network = labelled;
         let id = f.config.function.clone();
         let pool = Arc::new(start_pool(f.config, f.scaling, labelled, &p).await?);
         if !f.watch.is_empty() {

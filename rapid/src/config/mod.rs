@@ -385,6 +385,7 @@ impl Config {
                 // The default function's is resolved with the table.
                 bootstrap: Bootstrap::Missing(String::new()),
                 environment: Vec::new(),
+                shares_network: false,
                 stream_cap_bytes: args.stream_cap,
                 stream_shaping: args.stream_shaping,
                 init_caching: args.enable_init_caching.then(|| InitCaching {

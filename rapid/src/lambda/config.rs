@@ -76,4 +76,7 @@ pub struct LambdaConfig {
     pub scratch_dir: Option<PathBuf>,
     /// Who starts the first init.
     pub lifecycle: Lifecycle,
+    /// Other sandboxes share this one's network (a pool, several
+    /// functions): an extension's fixed port may be taken.
+    pub shares_network: bool,
 }

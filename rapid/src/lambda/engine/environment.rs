@@ -138,6 +138,7 @@ mod tests {
             extensions_dir: "/nonexistent".into(),
             bootstrap: crate::lambda::config::Bootstrap::Missing("none".into()),
             environment: Vec::new(),
+            shares_network: false,
             stream_cap_bytes: 1,
             stream_shaping: false,
             init_caching: None,

@@ -69,6 +69,19 @@ pub fn extension_crash(id: Option<&RequestId>, name: &str, reason: ExitReason) -
     )
 }
 
+/// An extension process exited during init in a sandbox that shares the
+/// host's network with other sandboxes: say what a fixed port does there.
+pub fn extension_crash_shared_network(name: &str, reason: ExitReason) -> FunctionError {
+    FunctionError::new(
+        ErrorType::ExtensionCrash,
+        format!(
+            "Extension {name} exited with error: {reason} (this sandbox shares the network with \
+             the other sandboxes of rapid: an extension that listens on a fixed port, such as \
+             lambda-extension's 9002/9003, can run in one sandbox at a time; see docs/api.md)"
+        ),
+    )
+}
+
 /// An extension called `/init/error`.
 pub fn extension_init_error(name: &str, error_type: &str) -> FunctionError {
     FunctionError::new(

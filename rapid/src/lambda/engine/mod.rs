@@ -437,6 +437,11 @@ impl Engine {
         let id = self.phase.request_id().cloned();
         let error = match &proc.extension {
             None => errors::runtime_exit(id.as_ref(), exit.reason),
+            Some(name)
+                if self.cfg.shares_network && matches!(self.phase, Phase::Initializing(_)) =>
+            {
+                errors::extension_crash_shared_network(name, exit.reason)
+            }
             Some(name) => errors::extension_crash(id.as_ref(), name, exit.reason),
         };
         match &self.phase {

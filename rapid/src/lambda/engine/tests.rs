@@ -166,6 +166,7 @@ fn config() -> LambdaConfig {
             args: Vec::new(),
         },
         environment: Vec::new(),
+        shares_network: false,
         stream_cap_bytes: 1 << 20,
         stream_shaping: false,
         init_caching: None,
