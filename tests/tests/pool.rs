@@ -565,3 +565,47 @@ while True:
         assert_eq!(busy.join().unwrap().status, 200, "sandbox 0 is untouched");
     });
 }
+
+/// `--enable-init-caching` with a pool: every sandbox goes through its own
+/// snapshot and restore (a platform's Restore reaches them all).
+#[test]
+fn init_caching_restores_each_sandbox_of_a_pool() {
+    let r = Rapid::builder()
+        .bootstrap(FX)
+        .arg("--enable-init-caching")
+        .arg("--concurrency")
+        .arg("2")
+        .arg("--min-warm")
+        .arg("2")
+        .control()
+        .start();
+    assert_eq!(r.control("POST", "/v1/init", "{}").status, 200);
+    let phases = |r: &Rapid| -> Vec<String> {
+        r.control("GET", "/v1/state", "").json()["functions"][0]["sandboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["phase"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || phases(&r)
+            == ["Snapshotted", "Snapshotted"]),
+        "{:?}",
+        phases(&r)
+    );
+    let restore = r.control("POST", "/v1/restore", "");
+    assert_eq!(restore.status, 200, "{}", restore.text());
+    assert!(restore.json()["error"].is_null(), "{}", restore.text());
+    assert!(eventually(Duration::from_secs(5), || {
+        r.stderr().matches("restore complete").count() == 2
+    }));
+    let answers = burst(&r, 2, SLEEP_PID);
+    assert_eq!(pids(&answers).len(), 2, "both restored sandboxes serve");
+    for a in &answers {
+        assert_eq!(
+            a.json()["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"],
+            "snap-start"
+        );
+    }
+}
