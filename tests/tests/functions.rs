@@ -354,3 +354,34 @@ fn watch_replaces_idle_sandboxes_at_once_and_busy_ones_after_their_invoke() {
     .text()
         == r#""v3""#));
 }
+
+#[test]
+fn the_function_url_front_reaches_each_function_by_name() {
+    let dir = TempDir::new("functions-url");
+    let side = rapid_tests::shell_runtime(
+        &dir,
+        "",
+        r#"  curl -s -o /dev/null -X POST -d '{"statusCode":201,"body":"from side"}' "$API/invocation/$ID/response""#,
+    );
+    let url = format!("127.0.0.1:{}", rapid_tests::free_port());
+    let r = Rapid::builder()
+        .arg("--function-url-address")
+        .arg(&url)
+        .arg("--function")
+        .arg(format!("echo={FX}"))
+        .arg("--function")
+        .arg(format!("side={}", side.display()))
+        .start();
+    let url: std::net::SocketAddr = url.parse().unwrap();
+    let s = request(url, "GET", "/lambda-url/side/x", &[], b"");
+    assert_eq!((s.status, s.text().as_str()), (201, "from side"));
+    // fx-lambda echoes its event: the path it sees has the prefix stripped.
+    let e = request(url, "GET", "/lambda-url/echo/a/b", &[], b"");
+    assert_eq!(e.status, 200, "{}", e.text());
+    assert_eq!(e.json()["rawPath"], "/a/b");
+    // Without the prefix: the default (first) function.
+    assert_eq!(
+        request(url, "GET", "/plain", &[], b"").json()["rawPath"],
+        "/plain"
+    );
+}
