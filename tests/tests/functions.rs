@@ -364,7 +364,7 @@ fn the_function_url_front_reaches_each_function_by_name() {
         r#"  curl -s -o /dev/null -X POST -d '{"statusCode":201,"body":"from side"}' "$API/invocation/$ID/response""#,
     );
     let url = format!("127.0.0.1:{}", rapid_tests::free_port());
-    let r = Rapid::builder()
+    let _r = Rapid::builder()
         .arg("--function-url-address")
         .arg(&url)
         .arg("--function")
