@@ -269,22 +269,41 @@ where
                 .serve_connection(TokioIo::new(io), svc)
                 .with_upgrades();
             tokio::pin!(conn);
-            let expired = async {
-                match &activity {
-                    Some(a) => a.expired(limits, slots.as_deref()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            // The connection's timeouts and the stop signal are watched by a
+            // task of their own, so that the many wake-ups of a request poll
+            // the connection alone (one cheap receiver beside it).
+            let (end_tx, mut end_rx) = tokio::sync::oneshot::channel::<End>();
+            let _watcher = (activity.is_some() || stop.is_some()).then(|| {
+                let activity = activity.clone();
+                let slots = slots.clone();
+                AbortOnDrop(tokio::spawn(async move {
+                    let expired = async {
+                        match &activity {
+                            Some(a) => a.expired(limits, slots.as_deref()).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let end = tokio::select! {
+                        () = expired => End::Expired,
+                        _ = stopped(stop.as_mut()) => End::Stop,
+                    };
+                    let _ = end_tx.send(end);
+                }))
+            });
             let ended = tokio::select! {
                 r = conn.as_mut() => r,
-                () = expired => {
-                    tracing::debug!(api = name, %peer, "connection timed out (header or idle), or closed for a new one");
-                    return;
-                }
-                _ = stopped(stop.as_mut()) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+                end = &mut end_rx => match end {
+                    Ok(End::Expired) => {
+                        tracing::debug!(api = name, %peer, "connection timed out (header or idle), or closed for a new one");
+                        return;
+                    }
+                    Ok(End::Stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                    // Nothing to watch: the connection runs to its end.
+                    Err(_) => conn.await,
+                },
             };
             if let Err(e) = ended {
                 tracing::debug!(api = name, %peer, error = %e, "connection ended with an error");
@@ -404,6 +423,23 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Either<B> {
 }
 
 /// Resolves once `stop` is true (never without one, or once its sender is gone).
+/// Why a connection ends before its client closes it.
+enum End {
+    /// A header or idle timeout, or idle under pressure: closed at once.
+    Expired,
+    /// The server stops: the answer in progress finishes, then it closes.
+    Stop,
+}
+
+/// A task aborted when this is dropped (with the connection it watches).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn stopped(stop: Option<&mut watch::Receiver<bool>>) {
     let Some(stop) = stop else {
         return std::future::pending().await;

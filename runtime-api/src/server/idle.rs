@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::limits::{Limits, Slots};
@@ -30,12 +29,14 @@ enum Phase {
 }
 
 /// What the connection's reads and requests tell its watchdog.
+/// A connection's phase, written by its reads and requests, read by
+/// [`Activity::expired`]. Nothing is signalled on a change: `expired` wakes
+/// at least once per shortest timeout and then reads the phase, so keeping
+/// it costs a request no wake-up of the connection's task and no timer.
 #[derive(Debug)]
 pub(super) struct Activity {
     phase: Mutex<Phase>,
-    /// True while `Waiting`: the read path checks only this.
     waiting: AtomicBool,
-    changed: Notify,
 }
 
 impl Activity {
@@ -46,27 +47,22 @@ impl Activity {
                 fresh: true,
             }),
             waiting: AtomicBool::new(true),
-            changed: Notify::new(),
         })
     }
 
     fn set(&self, f: impl FnOnce(Phase) -> Phase) {
         let mut g = self.phase.lock().unwrap_or_else(|p| p.into_inner());
         let next = f(*g);
-        if next != *g {
-            *g = next;
-            self.waiting
-                .store(matches!(next, Phase::Waiting { .. }), Ordering::Release);
-            drop(g);
-            self.changed.notify_one();
-        }
+        *g = next;
+        self.waiting
+            .store(matches!(next, Phase::Waiting { .. }), Ordering::Release);
     }
 
     fn phase(&self) -> Phase {
         *self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Bytes arrived.
+    /// Bytes arrived: a head starts (when none was in flight).
     fn read(&self) {
         if self.waiting.load(Ordering::Acquire) {
             self.set(|p| match p {
@@ -78,7 +74,7 @@ impl Activity {
         }
     }
 
-    /// A request's head is complete: it is in flight until its answer is written.
+    /// A request is in flight until the returned guard is dropped.
     pub(super) fn begin(self: &Arc<Self>) -> InFlight {
         self.set(|p| match p {
             Phase::Busy(n) => Phase::Busy(n + 1),
@@ -87,13 +83,28 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// Resolves when the connection must close: its head or idle time ran out,
-    /// or (idle) the connection bound is pressed. Never with no limits.
+    /// Resolves when the connection should close: its head is late, it has
+    /// been idle too long, or it is idle while the connection bound is
+    /// pressed.
+    ///
+    /// Every deadline is "since + limit" with `since` no earlier than the
+    /// moment this loop last looked, so sleeping at most the shortest limit
+    /// between looks never misses one.
     pub(super) async fn expired(&self, limits: Limits, slots: Option<&Slots>) {
+        let Some(step) = [limits.header, limits.idle].into_iter().flatten().min() else {
+            // Nothing to time here (only body limits): idle pressure alone.
+            return match slots {
+                Some(s) => loop {
+                    s.pressed().await;
+                    if matches!(self.phase(), Phase::Waiting { fresh: false, .. }) {
+                        return;
+                    }
+                },
+                None => std::future::pending().await,
+            };
+        };
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
+            let now = Instant::now();
             let (deadline, idle) = match self.phase() {
                 Phase::Busy(_) => (None, false),
                 Phase::Head { since } => (limits.header.map(|d| since + d), false),
@@ -103,28 +114,29 @@ impl Activity {
                     fresh: false,
                 } => (limits.idle.map(|d| since + d), true),
             };
-            let deadline = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
+            if deadline.is_some_and(|d| d <= now) {
+                return;
+            }
+            let look = deadline.map_or(now + step, |d| d.min(now + step));
+            let pressed = async {
+                match slots {
+                    Some(s) => s.pressed().await,
                     None => std::future::pending().await,
                 }
             };
-            let pressed = async {
-                match (idle, slots) {
-                    (true, Some(s)) => s.pressed().await,
-                    _ => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                () = changed => continue,
-                () = deadline => return,
-                () = pressed => return,
+                () = tokio::time::sleep_until(look) => {}
+                () = pressed => {
+                    // Only an idle connection makes room; a busy one is looked at again.
+                    if idle || matches!(self.phase(), Phase::Waiting { fresh: false, .. }) {
+                        return;
+                    }
+                }
             }
         }
     }
 }
 
-/// A request in flight, until its answer is written (or dropped).
 #[derive(Debug)]
 pub(super) struct InFlight(Arc<Activity>);
 
@@ -281,6 +293,26 @@ mod tests {
         let t = Instant::now();
         a.expired(L, None).await;
         assert_eq!(t.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_after_a_short_idle_spell_gets_its_own_earlier_deadline() {
+        let a = Activity::new();
+        drop(a.begin());
+        let w = {
+            let a = a.clone();
+            tokio::spawn(async move { a.expired(L, None).await })
+        };
+        // Idle for 5 s (the idle deadline would be at 60 s), then a head starts.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        a.read();
+        let t = Instant::now();
+        assert!(w.await.is_ok());
+        assert_eq!(
+            t.elapsed(),
+            Duration::from_secs(10),
+            "the header timeout, not the idle one"
+        );
     }
 
     #[tokio::test(start_paused = true)]
