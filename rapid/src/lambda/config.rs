@@ -73,4 +73,6 @@ pub struct LambdaConfig {
     pub scratch_dir: Option<PathBuf>,
     /// Who starts the first init.
     pub lifecycle: Lifecycle,
+    /// The function's log format and levels.
+    pub log_controls: crate::log_controls::LogControls,
 }
