@@ -230,6 +230,46 @@ fn the_debug_system_level_adds_the_phase_records() {
 }
 
 #[test]
+fn a_failed_init_is_a_warn_record_and_its_invoke_reported() {
+    let dir = TempDir::new("logs-init-fail");
+    let boot = dir.script("bootstrap", "#!/bin/sh\necho 'dying'\nexit 3\n");
+    let r = Rapid::builder()
+        .bootstrap(boot)
+        .arg("--function-log-format")
+        .arg("JSON")
+        .arg("--function-system-log-level")
+        .arg("WARN")
+        .start();
+    let resp = r.invoke(b"{}");
+    assert_eq!(resp.error_type(), "Runtime.ExitError", "{}", resp.text());
+    let id = resp.header("x-amzn-requestid").unwrap().to_owned();
+    let report_of = |lines: &[Value]| {
+        lines
+            .iter()
+            .find(|l| l["type"] == "platform.report" && l["record"]["requestId"] == id.as_str())
+            .cloned()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || report_of(&platform_lines(&r))
+            .is_some()),
+        "{}",
+        r.stdout()
+    );
+    let lines = platform_lines(&r);
+    let init = of_type(&lines, "platform.initReport");
+    assert!(!init.is_empty(), "{lines:?}");
+    assert_eq!(init[0]["record"]["status"], "failure", "{lines:?}");
+    assert_eq!(init[0]["record"]["errorType"], "Runtime.ExitError");
+    let rep = report_of(&lines).unwrap();
+    assert_eq!(rep["record"]["status"], "failure", "{rep}");
+    assert_eq!(rep["record"]["errorType"], "Runtime.ExitError", "{rep}");
+    assert!(
+        of_type(&lines, "platform.start").is_empty(),
+        "INFO records dropped at WARN: {lines:?}"
+    );
+}
+
+#[test]
 fn text_stays_as_it_was_and_nothing_reaches_the_runtime() {
     let dir = TempDir::new("logs-text");
     let r = Rapid::builder().bootstrap(logging_runtime(&dir)).start();
@@ -305,6 +345,7 @@ ID=$(curl -s -D - -o /dev/null -X POST -H "Lambda-Extension-Name: {name}" -d '{{
 curl -s -o /dev/null -X PUT -H "Lambda-Extension-Identifier: $ID" \
   -d '{{"schemaVersion":"{schema}","destination":{{"protocol":"HTTP","URI":"http://127.0.0.1:{port}"}},"types":["platform","function"],"buffering":{{"timeoutMs":25,"maxItems":1000,"maxBytes":262144}}}}' \
   "http://$AWS_LAMBDA_RUNTIME_API/2022-07-01/telemetry"
+echo "$AWS_LAMBDA_LOG_FORMAT" > "$0.format"
 curl -s -H "Lambda-Extension-Identifier: $ID" "$EXT/event/next" > /dev/null
 "#
         ),
@@ -360,6 +401,9 @@ fn each_schema_version_gets_its_record_shapes() {
     );
     let report = of(&new, "platform.initReport").unwrap();
     assert_eq!(report["status"], "success");
+    // Extensions get the format too (as the Go emulator passes it).
+    let seen = std::fs::read_to_string(dir.path("extensions/new.format")).unwrap();
+    assert_eq!(seen.trim(), "JSON");
     // 2022-12-13: exactly as before.
     let old_init = of(&old, "platform.initStart").unwrap();
     assert!(old_init.get("instanceId").is_none(), "{old_init}");
