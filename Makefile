@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test test-vm bench bench-core bench-watchdog bench-pool bench-compare lint fmt clean fuzz soak
+.PHONY: all build run test ric test-vm bench bench-core bench-watchdog bench-pool bench-compare lint fmt clean fuzz soak
 
 all: build
 
@@ -17,9 +17,18 @@ run: build
 	./target/release/rapid --runtime-interface-emulator-address 127.0.0.1:$(PORT) ./target/release/echo-function
 
 ## make test: unit tests of every crate + black-box tests of the real binary
-test:
+test: ric
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## make ric: awslambdaric (the Python runtime client, a cp311 manylinux wheel) from PyPI
+## into target/py, for tests/tests/awslambdaric.rs (python3 with venv)
+RIC_VERSION ?= 4.2.2
+ric:
+	@target/py/bin/python -c 'import awslambdaric' 2>/dev/null || { \
+	  python3 -m venv target/py && \
+	  target/py/bin/pip install --quiet --disable-pip-version-check awslambdaric==$(RIC_VERSION); } || \
+	  echo "make ric: cannot install awslambdaric (needs python3 with venv and PyPI); its tests are skipped, visibly"
 
 ## make test-vm: boot a microVM (qemu, Debian kernel) whose /init is rapid; invoke, shut down, power off
 test-vm:

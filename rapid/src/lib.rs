@@ -21,6 +21,7 @@ mod fronts;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lambda;
+pub mod log_controls;
 mod net;
 mod output;
 pub mod parse;

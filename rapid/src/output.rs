@@ -4,6 +4,11 @@
 //! The same thread keeps the tail of an invoke's log for `X-Amz-Log-Type: Tail`
 //! and measures the runtime's peak memory for REPORT, so neither touches the
 //! invoke path.
+//!
+//! The platform lines are formatted here only: as text (`START`, `END`,
+//! `REPORT`), or, with the function's JSON log format, as the JSON records
+//! Lambda writes (`platform.start`, `platform.report`, … filtered by the
+//! system log level; see `log_controls.rs`).
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -14,8 +19,9 @@ use interop::RequestId;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
+use crate::log_controls::{self, LogControls};
 use crate::supervisor::memory;
-use crate::telemetry_hub::Hub;
+use crate::telemetry_hub::{platform_json, records, Hub};
 
 /// Bytes of log an invoker gets with `X-Amz-Log-Type: Tail`.
 pub const TAIL_BYTES: usize = 4096;
@@ -36,6 +42,27 @@ pub struct Report {
     pub memory_size_mb: u64,
     /// Runtime pid whose process tree is measured.
     pub runtime_pid: Option<i32>,
+    /// The invoke's `status` (`success`, `error`, `failure`, `timeout`).
+    pub status: &'static str,
+    /// Its error type when it did not succeed.
+    pub error_type: Option<String>,
+    /// The invoke's tenant.
+    pub tenant_id: Option<String>,
+}
+
+/// The START line of one invoke.
+#[derive(Debug, Clone)]
+pub struct StartLine {
+    /// Request id.
+    pub id: RequestId,
+    /// The function version.
+    pub version: String,
+    /// The function's ARN (JSON: `functionArn`).
+    pub function_arn: String,
+    /// The invoke's tenant (JSON: `tenantId`).
+    pub tenant_id: Option<String>,
+    /// The X-Ray trace header (JSON: `tracing`).
+    pub trace_id: Option<String>,
 }
 
 enum Msg {
@@ -51,6 +78,8 @@ enum Msg {
         id: RequestId,
     },
     Report(Report),
+    /// A REPORT as a JSON `platform.report` line.
+    JsonReport(Report),
     CaptureStart,
     CaptureTake(oneshot::Sender<Vec<u8>>),
     /// Everything before it is written and stdout flushed: tell the sender.
@@ -90,6 +119,8 @@ pub struct Output {
     label: Option<Arc<str>>,
     /// Pipes still being read (each until its end of file).
     readers: Arc<runtime_api::gauge::Gauge>,
+    /// The function's log format and levels (text unless configured).
+    logs: LogControls,
 }
 
 /// Whose output a pipe carries.
@@ -124,7 +155,22 @@ impl Output {
             channel: 0,
             label: None,
             readers: Arc::default(),
+            logs: LogControls::default(),
         })
+    }
+
+    /// This handle with a function's logging controls: its platform lines
+    /// and output lines are written (and filtered) as they say.
+    pub fn with_log_controls(&self, logs: LogControls) -> Output {
+        Output {
+            logs,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the function's log format is JSON.
+    pub fn json(&self) -> bool {
+        self.logs.json()
     }
 
     /// A handle for a sandbox: the same stdout, its own log tail and its own
@@ -138,6 +184,7 @@ impl Output {
             channel: self.shared.channels.fetch_add(1, Ordering::Relaxed) + 1,
             label: label.map(|l| Arc::from(format!("[{l}] "))),
             readers: self.readers.clone(),
+            logs: self.logs,
         }
     }
 
@@ -150,22 +197,49 @@ impl Output {
         }
     }
 
-    /// `START RequestId: <id> Version: <v>`.
-    pub fn start_line(&self, id: &RequestId, version: &str) {
-        self.send(Msg::Start {
-            id: id.clone(),
-            version: version.to_owned(),
-        });
+    /// `START RequestId: <id> Version: <v>`; JSON: `platform.start`.
+    pub fn start_line(&self, s: StartLine) {
+        if !self.json() {
+            self.send(Msg::Start {
+                id: s.id,
+                version: s.version,
+            });
+            return;
+        }
+        let mut record = records::start(s.id.as_str(), &s.version, s.trace_id.as_deref());
+        records::add(&mut record, "functionArn", s.function_arn.into());
+        if let Some(t) = s.tenant_id {
+            records::add(&mut record, "tenantId", t.into());
+        }
+        self.platform_line("platform.start", record);
     }
 
-    /// `END RequestId: <id>`.
+    /// `END RequestId: <id>`; JSON: none (Lambda writes no END record).
     pub fn end_line(&self, id: &RequestId) {
-        self.send(Msg::End { id: id.clone() });
+        if !self.json() {
+            self.send(Msg::End { id: id.clone() });
+        }
     }
 
-    /// `REPORT RequestId: ...`.
+    /// `REPORT RequestId: ...`; JSON: `platform.report`.
     pub fn report_line(&self, r: Report) {
-        self.send(Msg::Report(r));
+        if !self.json() {
+            self.send(Msg::Report(r));
+        } else if self.logs.keeps_platform("platform.report", Some(r.status)) {
+            self.send(Msg::JsonReport(r));
+        }
+    }
+
+    /// Another platform record as a JSON line, when the log format is JSON
+    /// and the system log level keeps it (text: rapid writes none).
+    pub fn platform_line(&self, record_type: &str, record: serde_json::Value) {
+        let status = record.get("status").and_then(|s| s.as_str());
+        if self.json() && self.logs.keeps_platform(record_type, status) {
+            self.send(Msg::Bytes {
+                data: platform_json(record_type, record).into_bytes(),
+                end_of_line: true,
+            });
+        }
     }
 
     /// Write a piece of a line; `end_of_line` ends it. Pieces of one line must
@@ -196,11 +270,16 @@ impl Output {
         drained && flushed
     }
 
-    /// Forward a child's output pipe line by line until it closes.
+    /// Forward a child's output pipe line by line until it closes. With the
+    /// JSON log format the runtime's lines below the application log level
+    /// are dropped (from stdout, the log tail and telemetry alike).
     pub fn forward(&self, fd: OwnedFd, stream: &'static str, source: Source) {
         let out = self.clone();
         let reading = self.readers.enter().0;
         let hub = self.telemetry.clone();
+        let json = self.json();
+        let logs = self.logs;
+        let filtered = json && source == Source::Runtime;
         let record = move |piece: &[u8], pending: &mut Vec<u8>, end: bool| {
             if !hub.active() {
                 return;
@@ -209,11 +288,21 @@ impl Output {
             pending.extend_from_slice(&piece[..piece.len().min(room)]);
             if end {
                 match source {
-                    Source::Runtime => hub.function_line(pending),
-                    Source::Extension => hub.extension_line(pending),
+                    Source::Runtime => hub.function_line(pending, json),
+                    Source::Extension => hub.extension_line(pending, json),
                 }
                 pending.clear();
             }
+        };
+        // A line is kept or dropped as a whole, on its first piece: a line
+        // longer than one piece has no level that could be read (INFO).
+        let keep = move |first_piece: &[u8], whole: bool| {
+            !filtered
+                || logs.keeps_line(if whole {
+                    log_controls::line_level(first_piece)
+                } else {
+                    log_controls::AppLevel::Info
+                })
         };
         let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
             Ok(rx) => rx,
@@ -226,9 +315,17 @@ impl Output {
             let _reading = reading;
             let mut lines = LineSplitter::new(rx, 16 * 1024);
             let mut pending = Vec::new();
+            let mut mid_line = false;
+            let mut keeping = true;
             while let Some((data, end_of_line)) = lines.next(stream).await {
-                record(&data, &mut pending, end_of_line);
-                out.send(Msg::Bytes { data, end_of_line });
+                if !mid_line {
+                    keeping = keep(&data, end_of_line);
+                }
+                mid_line = !end_of_line;
+                if keeping {
+                    record(&data, &mut pending, end_of_line);
+                    out.send(Msg::Bytes { data, end_of_line });
+                }
             }
         });
     }
@@ -355,6 +452,25 @@ pub fn report_text(r: &Report, peak_kib: u64) -> String {
     s
 }
 
+/// The `platform.report` record of a REPORT (the 2025-01-29 shape).
+pub fn report_record(r: &Report, peak_kib: u64) -> serde_json::Value {
+    let mut v = records::report(
+        r.id.as_str(),
+        r.status,
+        r.duration,
+        r.memory_size_mb,
+        peak_kib.div_ceil(1024),
+        r.init_duration,
+    );
+    if let Some(e) = &r.error_type {
+        records::add(&mut v, "errorType", e.as_str().into());
+    }
+    if let Some(t) = &r.tenant_id {
+        records::add(&mut v, "tenantId", t.as_str().into());
+    }
+    v
+}
+
 impl Writer {
     fn run(mut self, shared: &Shared, sink: Box<dyn Write + Send>) {
         let mut w = io::BufWriter::with_capacity(64 * 1024, sink);
@@ -442,6 +558,11 @@ impl Writer {
                 let line = report_text(&r, peak);
                 self.emit(w, from, line.as_bytes(), true);
             }
+            Msg::JsonReport(r) => {
+                let peak = r.runtime_pid.map(|pid| self.peak_kib(pid)).unwrap_or(0);
+                let line = platform_json("platform.report", report_record(&r, peak));
+                self.emit(w, from, line.as_bytes(), true);
+            }
             Msg::CaptureStart => {
                 self.capture.retain(|(ch, _)| *ch != channel);
                 self.capture.push((channel, TailBuf::default()));
@@ -470,6 +591,9 @@ mod tests {
             init_duration: init.map(Duration::from_millis),
             memory_size_mb: 3008,
             runtime_pid: None,
+            status: "success",
+            error_type: None,
+            tenant_id: None,
         }
     }
 

@@ -705,3 +705,60 @@ done
 /// Post `body` as the response of invoke `$ID` (for [`shell_runtime`]).
 pub const POST_OK: &str =
     r#"  curl -s -o /dev/null -X POST -d '"ok"' "$API/invocation/$ID/response""#;
+
+/// A telemetry destination on loopback: collects the bodies POSTed to it
+/// (answering each 200); the port and the bodies so far.
+pub fn post_sink() -> (u16, Arc<Mutex<String>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a sink");
+    let port = l.local_addr().expect("sink address").port();
+    let got = Arc::new(Mutex::new(String::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(match conn.try_clone() {
+                    Ok(c) => c,
+                    Err(_) => return,
+                });
+                let mut w = conn;
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    g.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_str(&String::from_utf8_lossy(&body));
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// The records of the batches a [`post_sink`] received.
+pub fn posted_records(got: &Mutex<String>) -> Vec<serde_json::Value> {
+    let text = got.lock().map(|g| g.clone()).unwrap_or_default();
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Vec<serde_json::Value>>()
+        .flatten()
+        .flatten()
+        .collect()
+}

@@ -6,12 +6,11 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
-use rapid_tests::{eventually, read_response, Rapid, Resp, TempDir};
+use rapid_tests::{eventually, post_sink as sink, read_response, Rapid, Resp, TempDir};
 
 const FX: &str = env!("CARGO_BIN_EXE_fx-lambda");
 const NEXT: &str = "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: rt\r\n\r\n";
@@ -134,47 +133,6 @@ fn lambda_runtime_echoes_the_id_and_reads_the_tenant() {
     // Its /error with the echoed id is accepted too.
     let err = r.invoke(br#"{"error":"boom"}"#);
     assert_eq!(err.error_message(), "boom", "{}", err.text());
-}
-
-/// Collects the bodies POSTed to it (a telemetry destination).
-fn sink() -> (u16, Arc<Mutex<String>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let got = Arc::new(Mutex::new(String::new()));
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut w = conn;
-                loop {
-                    let mut len = 0usize;
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let l = line.trim_end();
-                        if l.is_empty() {
-                            break;
-                        }
-                        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    g.lock().unwrap().push_str(&String::from_utf8_lossy(&body));
-                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-                }
-            });
-        }
-    });
-    (port, got)
 }
 
 #[test]

@@ -278,6 +278,9 @@ pub struct Args {
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
 
+    #[command(flatten)]
+    pub function_logs: super::function_logs::FunctionLogArgs,
+
     /// The runtime to start and its arguments. Default: the first executable of
     /// /var/task/bootstrap, /opt/bootstrap, /var/runtime/bootstrap. In the
     /// watchdog modes http, streaming and serializing: the function process.

@@ -4,9 +4,11 @@
 //! configuration type lives with the part; this module only composes them.
 //!
 //! * `args.rs` — rapid's own options (clap); `watchdog.rs` — the watchdog
-//!   options with of-watchdog's variable names.
+//!   options with of-watchdog's variable names; `function_logs.rs` — the
+//!   function's logging controls; `limits.rs` — the fronts' limits.
 
 pub mod args;
+pub mod function_logs;
 pub mod functions;
 pub mod limits;
 pub mod table;
@@ -166,6 +168,9 @@ pub enum ConfigError {
     /// A platform-driven pool with nothing to initialise.
     #[error("--min-warm 0 with --control-api-address: a platform's Init needs a sandbox to initialise (give --min-warm 1 or more)")]
     PlatformNeedsWarm,
+    /// The function's logging controls are refused.
+    #[error(transparent)]
+    LogControls(#[from] crate::log_controls::LogControlsError),
 }
 
 /// Decide what to run from the positional arguments.
@@ -363,6 +368,7 @@ impl Config {
         if w.mode != Mode::Lambda && table::asks_for_functions(&args) {
             return Err(ConfigError::FunctionsNeedLambda);
         }
+        let log_controls = args.function_logs.controls()?;
         let (backend, mut fronts, drain) = if w.mode == Mode::Lambda {
             let openfaas = match w.watchdog_address {
                 None => None,
@@ -399,6 +405,7 @@ impl Config {
                 } else {
                     Lifecycle::Eager
                 },
+                log_controls,
             };
             let fronts = Fronts {
                 invoke: Some(invoke_address(&args)),
@@ -587,6 +594,52 @@ mod tests {
             refused(&["--no-such-option"]).kind(),
             ErrorKind::UnknownArgument
         );
+    }
+
+    #[test]
+    fn function_log_controls() {
+        use crate::log_controls::{AppLevel, Format, SystemLevel};
+        let c = load(&[
+            "--function-log-format",
+            "json",
+            "--function-log-level",
+            "WARN",
+            "--function-system-log-level",
+            "DEBUG",
+        ])
+        .unwrap();
+        let logs = lambda(&c).log_controls;
+        assert_eq!(logs.format, Some(Format::Json));
+        assert_eq!(logs.level, Some(AppLevel::Warn));
+        assert_eq!(logs.system_level, Some(SystemLevel::Debug));
+        assert_eq!(
+            lambda(&load(&[]).unwrap()).log_controls,
+            crate::log_controls::LogControls::default(),
+            "nothing configured by default"
+        );
+        for bad in [
+            &["--function-log-level", "DEBUG"][..],
+            &[
+                "--function-log-format",
+                "Text",
+                "--function-system-log-level",
+                "WARN",
+            ][..],
+        ] {
+            let e = load(bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("LogLevel is not supported when LogFormat is set to \"Text\""),
+                "{e}"
+            );
+        }
+        let e = refused(&["--function-log-format", "yaml"]);
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        assert!(e.to_string().contains("'yaml'"), "{e}");
+        let e = refused(&["--function-log-level", "LOUD"]);
+        assert!(e.to_string().contains("'LOUD'"), "{e}");
+        let e = refused(&["--function-system-log-level", "ERROR"]);
+        assert!(e.to_string().contains("'ERROR'"), "{e}");
     }
 
     #[test]

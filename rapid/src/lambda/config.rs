@@ -79,4 +79,6 @@ pub struct LambdaConfig {
     /// Other sandboxes share this one's network (a pool, several
     /// functions): an extension's fixed port may be taken.
     pub shares_network: bool,
+    /// The function's log format and levels.
+    pub log_controls: crate::log_controls::LogControls,
 }

@@ -34,6 +34,55 @@ const INIT_BACKLOG: usize = 1_000;
 /// One serialized record: `{"time","type","record"}`.
 type Record = Arc<str>;
 
+/// The Telemetry API schema versions whose records differ (the Logs API's
+/// versions read as the oldest: string log records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Schema {
+    /// `2022-07-01` (and the Logs API).
+    V20220701,
+    /// `2022-12-13`: a JSON log line may be an object record.
+    V20221213,
+    /// `2025-01-29`: the fields docs/api.md lists ("Telemetry schema 2025-01-29").
+    V20250129,
+}
+
+impl Schema {
+    fn of(sub: &Subscription) -> Schema {
+        match (sub.api, sub.schema_version.as_str()) {
+            (runtime_api::subscription::SubscriptionApi::Telemetry, "2025-01-29") => {
+                Schema::V20250129
+            }
+            (runtime_api::subscription::SubscriptionApi::Telemetry, "2022-12-13") => {
+                Schema::V20221213
+            }
+            _ => Schema::V20220701,
+        }
+    }
+}
+
+/// A record as the schema versions shape it: `older` before `newer`'s version.
+#[derive(Clone)]
+struct Shapes {
+    older: Record,
+    newer: Option<(Schema, Record)>,
+}
+
+impl Shapes {
+    fn one(record: Record) -> Shapes {
+        Shapes {
+            older: record,
+            newer: None,
+        }
+    }
+
+    fn for_schema(&self, schema: Schema) -> &Record {
+        match &self.newer {
+            Some((since, r)) if schema >= *since => r,
+            _ => &self.older,
+        }
+    }
+}
+
 struct Queue {
     records: VecDeque<Record>,
     bytes: usize,
@@ -47,6 +96,7 @@ struct Queue {
 /// A subscriber's state, shared by producers and its delivery task.
 struct Subscriber {
     sub: Subscription,
+    schema: Schema,
     queue: Mutex<Queue>,
     wake: Notify,
 }
@@ -96,7 +146,7 @@ impl Subscriber {
 pub struct Hub {
     subscribers: Mutex<Vec<Arc<Subscriber>>>,
     any: AtomicBool,
-    backlog: Mutex<VecDeque<(Kind, Record)>>,
+    backlog: Mutex<VecDeque<(Kind, Shapes)>>,
     backlog_open: AtomicBool,
 }
 
@@ -106,8 +156,23 @@ pub fn now_rfc3339() -> String {
 }
 
 fn serialize(kind_type: &str, record: Value) -> Record {
-    let v = serde_json::json!({"time": now_rfc3339(), "type": kind_type, "record": record});
-    Arc::from(v.to_string())
+    Arc::from(platform_json(kind_type, record))
+}
+
+/// A record as one JSON line: `{"time","type","record"}` — the Telemetry
+/// API's event and Lambda's JSON platform log line alike.
+pub fn platform_json(kind_type: &str, record: Value) -> String {
+    serde_json::json!({"time": now_rfc3339(), "type": kind_type, "record": record}).to_string()
+}
+
+/// A log line as an object record: the line's own JSON object, when it is one.
+fn object_record(text: &str) -> Option<Value> {
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(Value::is_object)
 }
 
 impl Hub {
@@ -145,7 +210,7 @@ impl Hub {
             .clear();
     }
 
-    fn push(&self, kind: Kind, record: Record) {
+    fn push(&self, kind: Kind, record: Shapes) {
         if self.backlog_open.load(Ordering::Relaxed) {
             let mut b = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
             if b.len() < INIT_BACKLOG {
@@ -157,37 +222,59 @@ impl Hub {
         }
         let subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
         for s in subs.iter().filter(|s| s.wants(kind)) {
-            s.push(&record);
+            s.push(record.for_schema(s.schema));
         }
     }
 
-    /// A `platform.*` record.
+    /// A `platform.*` record, the same in every schema version.
     pub fn platform(&self, record_type: &str, record: Value) {
         if self.active() {
-            self.push(Kind::Platform, serialize(record_type, record));
+            self.push(Kind::Platform, Shapes::one(serialize(record_type, record)));
         }
     }
 
-    /// One line of the runtime's stdout/stderr.
-    pub fn function_line(&self, line: &[u8]) {
+    /// A `platform.*` record whose `2025-01-29` shape (`current`) differs
+    /// from the older versions' (`older`).
+    pub fn platform_versions(&self, record_type: &str, older: Value, current: Value) {
         if self.active() {
-            let text = String::from_utf8_lossy(line);
             self.push(
-                Kind::Function,
-                serialize("function", Value::String(text.into_owned())),
+                Kind::Platform,
+                Shapes {
+                    older: serialize(record_type, older),
+                    newer: Some((Schema::V20250129, serialize(record_type, current))),
+                },
             );
         }
+    }
+
+    /// A log line: a string record; with the JSON log format, a line that is a
+    /// JSON object is an object record from schema `2022-12-13` on.
+    fn log_line(&self, kind: Kind, record_type: &str, line: &[u8], json: bool) {
+        if self.active() {
+            let text = String::from_utf8_lossy(line);
+            let newer = json
+                .then(|| object_record(&text))
+                .flatten()
+                .map(|o| (Schema::V20221213, serialize(record_type, o)));
+            self.push(
+                kind,
+                Shapes {
+                    older: serialize(record_type, Value::String(text.into_owned())),
+                    newer,
+                },
+            );
+        }
+    }
+
+    /// One line of the runtime's stdout/stderr; `json`: the function's log
+    /// format is JSON.
+    pub fn function_line(&self, line: &[u8], json: bool) {
+        self.log_line(Kind::Function, "function", line, json);
     }
 
     /// One line of an extension's output.
-    pub fn extension_line(&self, line: &[u8]) {
-        if self.active() {
-            let text = String::from_utf8_lossy(line);
-            self.push(
-                Kind::Extension,
-                serialize("extension", Value::String(text.into_owned())),
-            );
-        }
+    pub fn extension_line(&self, line: &[u8], json: bool) {
+        self.log_line(Kind::Extension, "extension", line, json);
     }
 
     /// Deliver what is queued now, within `limit`, and end every subscription:
@@ -225,6 +312,7 @@ impl TelemetrySink for Hub {
         .collect();
         let name = sub.extension.clone();
         let s = Arc::new(Subscriber {
+            schema: Schema::of(&sub),
             sub,
             queue: Mutex::new(Queue {
                 records: VecDeque::new(),
@@ -244,7 +332,7 @@ impl TelemetrySink for Hub {
             .iter()
         {
             if s.wants(*kind) {
-                s.push(record);
+                s.push(record.for_schema(s.schema));
             }
         }
         tokio::spawn(delivery::run(s.clone()));

@@ -1,7 +1,15 @@
 //! The `record` objects of the platform events, with the fields the Telemetry
-//! API schema gives them (2022-12-13 shape).
+//! API schema gives them (2022-12-13 shape); the fields only `2025-01-29`
+//! has are added with [`add`] (`lambda/engine/telemetry.rs`).
 
 use serde_json::{json, Value};
+
+/// Add a field to a record.
+pub fn add(record: &mut Value, key: &str, value: Value) {
+    if let Some(o) = record.as_object_mut() {
+        o.insert(key.to_owned(), value);
+    }
+}
 
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0

@@ -91,7 +91,7 @@ async fn batches_by_count_and_filters_types() {
         true,
     ));
     for i in 0..1000 {
-        hub.function_line(format!("line {i}").as_bytes());
+        hub.function_line(format!("line {i}").as_bytes(), false);
         hub.platform("platform.start", records::start("r", "$LATEST", None));
     }
     let batch = tokio::time::timeout(Duration::from_secs(5), rx.recv())
@@ -124,7 +124,7 @@ async fn batches_by_timeout() {
         true,
     ));
     let t = Instant::now();
-    hub.function_line(b"only one");
+    hub.function_line(b"only one", false);
     let batch = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
@@ -153,8 +153,8 @@ async fn tcp_destination_gets_ndjson() {
         false,
         true,
     ));
-    hub.function_line(b"first");
-    hub.function_line(b"second");
+    hub.function_line(b"first", false);
+    hub.function_line(b"second", false);
     let (s, _) = tokio::time::timeout(Duration::from_secs(5), l.accept())
         .await
         .unwrap()
@@ -177,7 +177,7 @@ async fn a_dead_subscriber_never_blocks_and_drops_are_counted() {
     hub.subscribe(s);
     let t = Instant::now();
     for i in 0..100_000 {
-        hub.function_line(format!("line {i}").as_bytes());
+        hub.function_line(format!("line {i}").as_bytes(), false);
     }
     let took = t.elapsed();
     assert!(
@@ -233,4 +233,82 @@ fn sandbox_localdomain_is_loopback() {
         delivery::target("http://127.0.0.1/").unwrap().0,
         "127.0.0.1:80"
     );
+}
+
+#[tokio::test]
+async fn each_schema_version_gets_its_shape() {
+    let hub = Hub::new();
+    let mut receivers = Vec::new();
+    for version in ["2022-07-01", "2022-12-13", "2025-01-29"] {
+        let (port, rx) = http_receiver(true).await;
+        hub.subscribe(Subscription {
+            schema_version: version.into(),
+            ..sub(
+                Destination::Http {
+                    uri: format!("http://127.0.0.1:{port}/"),
+                },
+                buffering(1000, 25),
+                true,
+                true,
+            )
+        });
+        receivers.push(rx);
+    }
+    let older = records::start("r", "$LATEST", None);
+    let mut current = older.clone();
+    records::add(&mut current, "functionArn", "arn:x".into());
+    hub.platform_versions("platform.start", older, current);
+    hub.function_line(br#"{"level":"INFO","message":"m"}"#, true);
+    hub.function_line(b"plain", true);
+    hub.function_line(br#"{"level":"INFO"}"#, false);
+    let mut got = Vec::new();
+    for rx in &mut receivers {
+        let mut records = Vec::new();
+        while records.len() < 5 {
+            let batch = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            records.extend(batch);
+        }
+        records.retain(|r| r["type"] != "platform.telemetrySubscription");
+        got.push(records);
+    }
+    let start = |v: usize| {
+        got[v]
+            .iter()
+            .find(|r| r["type"] == "platform.start")
+            .unwrap()["record"]
+            .clone()
+    };
+    assert!(start(0).get("functionArn").is_none());
+    assert!(start(1).get("functionArn").is_none());
+    assert_eq!(start(2)["functionArn"], "arn:x");
+    let lines = |v: usize| -> Vec<Value> {
+        got[v]
+            .iter()
+            .filter(|r| r["type"] == "function")
+            .map(|r| r["record"].clone())
+            .collect()
+    };
+    assert_eq!(
+        lines(0),
+        vec![
+            Value::from(r#"{"level":"INFO","message":"m"}"#),
+            Value::from("plain"),
+            Value::from(r#"{"level":"INFO"}"#)
+        ],
+        "2022-07-01: always strings"
+    );
+    for v in [1, 2] {
+        assert_eq!(
+            lines(v),
+            vec![
+                serde_json::json!({"level":"INFO","message":"m"}),
+                Value::from("plain"),
+                Value::from(r#"{"level":"INFO"}"#)
+            ],
+            "objects with the JSON log format only"
+        );
+    }
 }

@@ -19,10 +19,13 @@ const OWNED: &[&str] = &[
 /// Variables the caller set for the function (region, TZ, task root, log group)
 /// are kept; the ones that describe this sandbox are rapid's. The function's
 /// name, version, memory and handler are the init's (the configured ones, or a
-/// control-API Init's).
+/// control-API Init's). `log_stream` is the default log stream name (the
+/// sandbox's `instanceId`). The configured logging controls override the
+/// caller's `AWS_LAMBDA_LOG_FORMAT` / `AWS_LAMBDA_LOG_LEVEL`.
 pub fn runtime_env(
     cfg: &LambdaConfig,
     init: &Init,
+    log_stream: &str,
     caller: impl Iterator<Item = (String, String)>,
 ) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = caller.collect();
@@ -38,14 +41,7 @@ pub fn runtime_env(
         "AWS_LAMBDA_LOG_GROUP_NAME",
         format!("/aws/lambda/{}", init.function_name),
     );
-    set_default(
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        format!(
-            "$LATEST/[{}]{}",
-            init.function_version,
-            uuid::Uuid::new_v4().simple()
-        ),
-    );
+    set_default("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned());
     set_default("LAMBDA_TASK_ROOT", "/var/task".into());
     set_default("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
     set_default("TZ", ":UTC".into());
@@ -92,7 +88,19 @@ pub fn runtime_env(
         "on-demand"
     };
     env.insert("AWS_LAMBDA_INITIALIZATION_TYPE".into(), init_type.into());
+    for (k, v) in cfg.log_controls.env() {
+        env.insert(k.into(), v.into());
+    }
     env.into_iter().collect()
+}
+
+/// A fresh log stream name, as Lambda names them
+/// (`YYYY/MM/DD/[VERSION]<32 hex>`): also the sandbox's `instanceId` in the
+/// 2025-01-29 `platform.initStart` (they are equal in Lambda's logs).
+pub fn log_stream_name(version: &str) -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let day = now.get(..10).unwrap_or("1970-01-01").replace('-', "/");
+    format!("{day}/[{version}]{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Keys an extension does not get (SPEC §3): they describe the function's code and logs.
@@ -145,6 +153,7 @@ mod tests {
             one_shot: None,
             scratch_dir: None,
             lifecycle: crate::lambda::config::Lifecycle::Eager,
+            log_controls: crate::log_controls::LogControls::default(),
         }
     }
 
@@ -166,7 +175,7 @@ mod tests {
             ("AWS_LAMBDA_RUNTIME_API".to_owned(), "evil:1".to_owned()),
             ("TZ".to_owned(), "Europe/Paris".to_owned()),
         ];
-        let env: BTreeMap<_, _> = runtime_env(&cfg, &init(&cfg), caller.into_iter())
+        let env: BTreeMap<_, _> = runtime_env(&cfg, &init(&cfg), "s", caller.into_iter())
             .into_iter()
             .collect();
         assert_eq!(env["KEEP"], "a=b=c");
@@ -189,7 +198,7 @@ mod tests {
             handler: Some("h".into()),
             ..Init::default()
         };
-        let env: BTreeMap<_, _> = runtime_env(&cfg, &init, std::iter::empty())
+        let env: BTreeMap<_, _> = runtime_env(&cfg, &init, "s", std::iter::empty())
             .into_iter()
             .collect();
         assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "other");

@@ -60,6 +60,7 @@ impl Engine {
             budget_ms = budget.as_millis() as u64,
             "init starting"
         );
+        self.log_stream = environment::log_stream_name(&init.function_version);
         self.phase = Phase::Initializing(Initializing {
             started,
             deadline: started + budget,
@@ -133,7 +134,7 @@ impl Engine {
         let caller = std::env::vars()
             .chain(self.cfg.environment.iter().cloned())
             .chain(self.init.environment.clone());
-        environment::runtime_env(&self.cfg, &self.init, caller)
+        environment::runtime_env(&self.cfg, &self.init, &self.log_stream, caller)
     }
 
     fn start_runtime(&mut self, env: Vec<(String, String)>) {
@@ -251,9 +252,20 @@ impl Engine {
         };
         if let Some(w) = waiting {
             self.sealed_invoke_done = self.cfg.one_shot.is_some();
-            self.out.start_line(&w.id, &self.init.function_version);
+            self.out.start_line(self.start_of(&w));
             let _ = w.reply.send(InvokeOutcome::Error(response.clone()));
-            self.finish_lines(&w.id, started.elapsed(), None, w.tail);
+            let status = (
+                super::telemetry::failure_status(&response.function_error.error_type),
+                Some(response.function_error.error_type.as_str().to_owned()),
+            );
+            self.finish_lines(
+                &w.id,
+                started.elapsed(),
+                None,
+                status,
+                w.tenant_id.clone(),
+                w.tail,
+            );
         }
         self.phase = Phase::InitFailed;
     }

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::phase::Running;
 use super::{sandbox_failure, Engine, InvokeRequest, Phase};
-use crate::output::Report;
+use crate::output::{Report, StartLine};
 
 impl Engine {
     pub(super) fn on_invoke(&mut self, req: InvokeRequest) {
@@ -35,6 +35,7 @@ impl Engine {
 
     pub(super) fn dispatch(&mut self, req: InvokeRequest, init_duration: Option<Duration>) {
         self.emit_start(&req.id, req.trace_id.as_deref(), req.tenant_id.as_deref());
+        let start = self.start_of(&req);
         let tenant_id = req.tenant_id.clone();
         let invoke = Invoke {
             id: req.id.clone(),
@@ -52,7 +53,7 @@ impl Engine {
         if req.tail.is_some() {
             self.out.capture_start();
         }
-        self.out.start_line(&req.id, &self.init.function_version);
+        self.out.start_line(start);
         let started = std::time::Instant::now();
         match self.runtime.dispatch(invoke, req.payload, req.reply) {
             Ok(()) => {
@@ -76,7 +77,17 @@ impl Engine {
             Err((e, reply)) => {
                 tracing::error!(request_id = %req.id, error = %e, "dispatch refused");
                 let _ = reply.send(InvokeOutcome::failure(sandbox_failure(e.to_string())));
-                self.finish_lines(&req.id, started.elapsed(), init_duration, req.tail);
+                self.finish_lines(
+                    &req.id,
+                    started.elapsed(),
+                    init_duration,
+                    (
+                        "failure",
+                        Some(fatalerror::ErrorType::SandboxFailure.as_str().to_owned()),
+                    ),
+                    tenant_id,
+                    req.tail,
+                );
                 self.phase = Phase::Ready;
             }
         }
@@ -96,17 +107,39 @@ impl Engine {
         tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
             produced_bytes = success.metrics.produced_bytes, "invoke complete");
         self.emit_invoke_done(&run, None, peak_mb);
-        self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        let status = Engine::invoke_status(&run, None);
+        self.finish_lines(
+            &run.id,
+            run.started.elapsed(),
+            run.init_duration,
+            status,
+            run.tenant_id.clone(),
+            run.tail,
+        );
         self.record_invoke(InvokeResult::InvokeSuccess(success), run.result);
         self.sealed_invoke_done = self.cfg.one_shot.is_some();
     }
 
+    /// The START line of an invoke.
+    pub(super) fn start_of(&self, req: &InvokeRequest) -> StartLine {
+        StartLine {
+            id: req.id.clone(),
+            version: self.init.function_version.clone(),
+            function_arn: self.arn.clone(),
+            tenant_id: req.tenant_id.clone(),
+            trace_id: req.trace_id.clone(),
+        }
+    }
+
     /// END and REPORT, then the log tail (which must include them).
+    /// `status`: the invoke's status and error type.
     pub(super) fn finish_lines(
         &self,
         id: &RequestId,
         duration: Duration,
         init_duration: Option<Duration>,
+        status: (&'static str, Option<String>),
+        tenant_id: Option<String>,
         tail: Option<oneshot::Sender<Vec<u8>>>,
     ) {
         self.out.end_line(id);
@@ -116,6 +149,9 @@ impl Engine {
             init_duration,
             memory_size_mb: self.init.memory_size_mb,
             runtime_pid: self.proc.as_ref().map(|p| p.pid),
+            status: status.0,
+            error_type: status.1,
+            tenant_id,
         });
         if let Some(tail) = tail {
             self.out.capture_take(tail);
@@ -150,8 +186,16 @@ impl Engine {
         tracing::warn!(request_id = %failure.id, error_type = %failure.error.error_type,
             "invoke failed: {}", failure.error.error_message);
         self.emit_invoke_done(&run, Some(&error.error_type), peak_mb);
+        let status = Engine::invoke_status(&run, Some(&error.error_type));
         self.runtime.fail_current(error);
-        self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+        self.finish_lines(
+            &run.id,
+            run.started.elapsed(),
+            run.init_duration,
+            status,
+            run.tenant_id.clone(),
+            run.tail,
+        );
         self.record_invoke(InvokeResult::InvokeFailure(failure), run.result);
         self.reset(reason).await;
         if self.cfg.one_shot.is_some() {

@@ -148,6 +148,8 @@ pub struct Engine {
     init: Init,
     /// The function ARN of `init`, as the runtime is told it.
     arn: String,
+    /// This generation's log stream name (its `instanceId`).
+    log_stream: String,
     /// The last typed results, for `GET /v1/state`.
     last_init: Option<InitResult>,
     last_invoke: Option<InvokeResult>,
@@ -214,7 +216,7 @@ impl Engine {
             procs,
             exits_tx,
             exits,
-            out,
+            out: out.with_log_controls(cfg.log_controls),
             hub,
             phase: Phase::Stopped,
             proc: None,
@@ -233,6 +235,7 @@ impl Engine {
                 environment: Default::default(),
             },
             arn: cfg.function.arn(),
+            log_stream: environment::log_stream_name(&cfg.function.version),
             last_init: None,
             last_invoke: None,
             shut_down: false,

@@ -184,8 +184,17 @@ impl Engine {
         }
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Invoking(run) => {
-                self.runtime.fail_current(errors::shutting_down(&run.id));
-                self.finish_lines(&run.id, run.started.elapsed(), run.init_duration, run.tail);
+                let error = errors::shutting_down(&run.id);
+                let status = Engine::invoke_status(&run, Some(&error.error_type));
+                self.runtime.fail_current(error);
+                self.finish_lines(
+                    &run.id,
+                    run.started.elapsed(),
+                    run.init_duration,
+                    status,
+                    run.tenant_id.clone(),
+                    run.tail,
+                );
             }
             Phase::Initializing(init) => {
                 if let Some(w) = init.waiting {

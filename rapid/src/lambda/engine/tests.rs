@@ -173,6 +173,7 @@ fn config() -> LambdaConfig {
         one_shot: None,
         scratch_dir: None,
         lifecycle: Lifecycle::Eager,
+        log_controls: crate::log_controls::LogControls::default(),
     }
 }
 
