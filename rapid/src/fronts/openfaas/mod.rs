@@ -15,9 +15,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::extract::{Request, State};
+use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
+use futures_util::future::{BoxFuture, Either};
 use runtime_api::gauge::Gauge;
+use tower::Service;
 
 use super::metrics::Metrics;
 use super::Drain;
@@ -75,11 +82,45 @@ impl OpenFaas {
     }
 }
 
-/// The front's router.
-pub fn router(front: Arc<OpenFaas>) -> Router {
-    Router::new()
-        .route("/_/health", any(probes::health))
-        .route("/_/ready", any(probes::ready))
-        .fallback(call::call)
-        .with_state(front)
+/// The front's service: the probes through a router, every other request
+/// straight to the function's handler. (A router's catch-all fallback would
+/// cost each call a path match, a URL-parameter map and a boxed route: a
+/// tenth of what the front itself spends on a request.)
+#[derive(Clone)]
+pub struct FrontService {
+    probes: Router,
+    front: Arc<OpenFaas>,
+}
+
+/// The front over `front`.
+pub fn router(front: Arc<OpenFaas>) -> FrontService {
+    FrontService {
+        probes: Router::new()
+            .route(probes::HEALTH, any(probes::health))
+            .route(probes::READY, any(probes::ready))
+            .with_state(front.clone()),
+        front,
+    }
+}
+
+impl Service<Request> for FrontService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        <Router as Service<Request>>::Future,
+        BoxFuture<'static, Result<Response, Infallible>>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if matches!(req.uri().path(), probes::HEALTH | probes::READY) {
+            Either::Left(self.probes.call(req))
+        } else {
+            let call = call::call(State(self.front.clone()), req);
+            Either::Right(Box::pin(async move { Ok(call.await) }))
+        }
+    }
 }

@@ -7,6 +7,11 @@ use axum::response::Response;
 use http::StatusCode;
 
 use super::call::text;
+
+/// The liveness probe's path.
+pub(super) const HEALTH: &str = "/_/health";
+/// The readiness probe's path.
+pub(super) const READY: &str = "/_/ready";
 use super::OpenFaas;
 use crate::sandbox::Health;
 
