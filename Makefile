@@ -69,8 +69,9 @@ fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
-## make soak: 10^6 sequential + 10^5 concurrent invokes (RSS, fds sampled) and a chaos run,
-## every answer checked; figures to docs/benchmarks.md (Reliability). Not part of make test.
+## make soak: 10^6 sequential + 10^5 concurrent invokes (RSS, fds sampled) and a chaos run
+## (runtimes and extensions killed/stopped, slow/half-closed/reset clients, stalled uploads,
+## EMFILE), every answer checked; figures to docs/benchmarks.md (Reliability). Not part of make test.
 ## (The binaries come from $CARGO_TARGET_DIR when it is set.)
 SOAK_ARGS ?=
 SOAK_BIN = $(or $(CARGO_TARGET_DIR),target)/release

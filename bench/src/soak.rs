@@ -42,8 +42,15 @@ usage: rapid-bench soak --rapid PATH --function PATH [--out FILE]
 
   --sequential N   invokes on one connection (default 1000000)
   --concurrent N   invokes over --clients connections at once (default 100000, 32)
-  --chaos N        invokes under injected faults (default 3000)
+  --chaos N        invokes under injected faults (default 3000): runtimes and an
+                   external extension SIGKILLed / SIGSTOPped, slow, half-closing
+                   and resetting clients, malformed requests, the connection
+                   bound flooded; beside them a rapid whose runtime stalls every
+                   upload and one under RLIMIT_NOFILE 128 flooded until EMFILE
   --out FILE       write the Reliability section into FILE (docs/benchmarks.md)
+
+Fails (exit 1) on an answer lost, wrong or duplicated, RSS or descriptors
+not flat, a bad input not refused, or a process left behind.
 ";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Opts, String> {
@@ -266,13 +273,24 @@ fn concurrent(o: &Opts, p: &Proc) -> Result<(Series, Duration), String> {
     Ok((series, t.elapsed()))
 }
 
+/// The machine's 1-minute load average: what else ran beside the soak.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn run(o: &Opts) -> Result<String, String> {
     let started = Instant::now();
+    let date = crate::report::date();
+    let mut loads = vec![("start", load())];
     eprintln!("soak: {} sequential invokes", o.sequential);
     let p = start(o, &[])?;
     let (seq, seq_t) = sequential(o, &p)?;
     seq.flat()?;
     drop(p);
+    loads.push(("after the sequential invokes", load()));
     eprintln!(
         "soak: {} concurrent invokes over {} connections",
         o.concurrent, o.clients
@@ -281,14 +299,18 @@ fn run(o: &Opts) -> Result<String, String> {
     let (con, con_t) = concurrent(o, &p)?;
     con.flat()?;
     drop(p);
+    loads.push(("after the concurrent invokes", load()));
     eprintln!("soak: chaos, {} invokes", o.chaos);
     let c = chaos::run(o)?;
     c.check()?;
+    loads.push(("after the chaos run", load()));
     Ok(report::markdown(&report::Figures {
         opts: o,
         total: started.elapsed(),
         seq: (&seq, seq_t),
         con: (&con, con_t),
         chaos: &c,
+        date,
+        loads,
     }))
 }

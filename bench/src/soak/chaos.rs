@@ -150,6 +150,22 @@ impl Chaos {
         if !self.left.is_empty() {
             return Err(format!("processes left behind: {:?}", self.left));
         }
+        // RSS flat over the second half. The first half holds the one-time
+        // growth to the allocator's high-water mark (the 2 MiB head fills
+        // hyper's 1 MiB read buffer once; the freed memory stays with the
+        // allocator and does not grow again however often it comes).
+        let mid = self
+            .main
+            .get(self.main.len() / 2)
+            .copied()
+            .unwrap_or_default();
+        let last = self.main.last().copied().unwrap_or_default();
+        if last.rss_kib > mid.rss_kib + mid.rss_kib / 5 + 1024 {
+            return Err(format!(
+                "chaos: RSS grew over the second half: {} → {} kB",
+                mid.rss_kib, last.rss_kib
+            ));
+        }
         Ok(())
     }
 }

@@ -13,6 +13,10 @@ pub struct Figures<'a> {
     pub seq: (&'a Series, Duration),
     pub con: (&'a Series, Duration),
     pub chaos: &'a Chaos,
+    /// When the run began (UTC).
+    pub date: String,
+    /// The 1-minute load average at the start and after each phase.
+    pub loads: Vec<(&'static str, String)>,
 }
 
 fn rate(n: usize, t: Duration) -> f64 {
@@ -99,7 +103,7 @@ Each invoke is one fresh connection, read to its one answer and then to the conn
 | answers wrong or duplicated | {wrong} wrong, {dup} duplicated |\n\
 | stalled uploads answered `Sandbox.Timedout` | all, the slowest {stall:.2} s after the invoke (timeout {st} s) |\n\
 | descriptor exhaustion | accept failed with EMFILE (os error 24, in rapid's log) in every flood, rapid at {fds} open descriptors; the invoke sent during a flood answered within {during:.2} s, the one after within {after:.3} s |\n\
-| chaos rapid's RSS kB/descriptors, every 100 invokes and settled | {main} |\n\
+| chaos rapid's RSS kB/descriptors, every 100 invokes and settled (RSS must be flat over the second half, descriptors back at the start) | {main} |\n\
 | processes left behind (process table scanned for {seen} pids rapid started, its binaries and the soak's tag) | {left} |\n",
         inv = c.invokes,
         ok = c.ok,
@@ -115,6 +119,20 @@ Each invoke is one fresh connection, read to its one answer and then to the conn
         main = samples(&c.main),
         seen = c.pids_seen,
         left = c.left.len(),
+    );
+    let loads: Vec<String> = f.loads.iter().map(|(at, l)| format!("{at} {l}")).collect();
+    let _ = write!(
+        out,
+        "\nMeasured by `make soak` (`rapid-bench soak --sequential {seq} --concurrent {conc} --clients {clients} --chaos {chaos}`) \
+from {date}. The machine's 1-minute load average — other work on it shows here, and the rates only mean something beside it: \
+{loads}. The run fails (exit 1) on an answer lost, wrong or duplicated, RSS or descriptors not flat, a bad input not refused, \
+a stalled upload not answered `Sandbox.Timedout` by its deadline, a flood without EMFILE, or a process left behind.\n",
+        seq = o.sequential,
+        conc = o.concurrent,
+        clients = o.clients,
+        chaos = o.chaos,
+        date = f.date,
+        loads = loads.join(", "),
     );
     out
 }
