@@ -245,3 +245,24 @@ pub fn refused(addr: SocketAddr, input: &[u8]) -> Result<(), String> {
         Err(e) => Err(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_type_reads_the_json_error_and_nothing_else() {
+        assert_eq!(
+            error_type(br#"{"errorType":"Sandbox.Timedout","errorMessage":"Task timed out"}"#)
+                .as_deref(),
+            Some("Sandbox.Timedout")
+        );
+        assert_eq!(
+            error_type(br#" { "errorMessage": "x", "errorType" : "Extension.Crash" } "#).as_deref(),
+            Some("Extension.Crash")
+        );
+        assert_eq!(error_type(br#"{"x":1}"#), None);
+        assert_eq!(error_type(b"Internal Server Error"), None);
+        assert_eq!(error_type(br#"{"errorType":"#), None);
+    }
+}

@@ -63,3 +63,38 @@ pub fn start_time(pid: i32) -> Option<u64> {
     // Field 22 of stat; the 20th after the command name.
     stat_fields(pid)?.get(19)?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_process_once_seen_is_left_and_a_reaped_one_is_not() {
+        let mut child = match std::process::Command::new("sleep").arg("30").spawn() {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start sleep: {e}"),
+        };
+        let pid = child.id() as i32;
+        let mut seen = BTreeMap::new();
+        seen.insert(pid, start_time(pid).unwrap_or_default());
+        let tag = "rapid-soak-test-no-such-tag";
+        assert!(left(&seen, &[], tag)
+            .iter()
+            .any(|l| l.starts_with(&format!("{pid} "))));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(left(&seen, &[], tag).is_empty());
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_mistaken_for_one_seen() {
+        let me = std::process::id() as i32;
+        let parent = std::os::unix::process::parent_id() as i32;
+        let mut seen = BTreeMap::new();
+        // The parent's pid with another start time: a different process.
+        seen.insert(parent, start_time(parent).unwrap_or_default() + 1);
+        let found = left(&seen, &[], "rapid-soak-test-no-such-tag");
+        assert!(!found.iter().any(|l| l.starts_with(&format!("{parent} "))));
+        assert!(start_time(me).is_some());
+    }
+}

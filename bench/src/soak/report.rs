@@ -120,6 +120,17 @@ Each invoke is one fresh connection, read to its one answer and then to the conn
         seen = c.pids_seen,
         left = c.left.len(),
     );
+    out.push_str(
+        "\nHow to read it: a JSON error is the right answer for an invoke a fault hit — \
+`Runtime.ExitError` when its runtime was killed, `Extension.Crash` when the extension was, \
+`Sandbox.Timedout` when a stop or a stalled upload outlasted the deadline — and the sandbox that \
+lost a process resets and serves the next invoke. An invoke counts as lost when its connection \
+ends or 30 s pass without an answer, wrong when the answer is neither its own echo nor a JSON \
+error, duplicated when anything follows the answer on its connection. The chaos rapid's RSS \
+rises once in the first half to the allocator's high-water mark (a 2 MiB head fills hyper's \
+1 MiB read buffer; the freed memory stays with the allocator, and more such heads do not grow \
+it), so flatness is checked over the second half.\n",
+    );
     let loads: Vec<String> = f.loads.iter().map(|(at, l)| format!("{at} {l}")).collect();
     let _ = write!(
         out,
