@@ -78,12 +78,15 @@ fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
-## make soak: 10^6 sequential + 10^5 concurrent invokes (RSS, fds sampled) and a chaos run,
-## every answer checked; figures to docs/benchmarks.md (Reliability). Not part of make test.
+## make soak: 10^6 sequential + 10^5 concurrent invokes (RSS, fds sampled) and a chaos run
+## (runtimes and extensions killed/stopped, slow/half-closed/reset clients, stalled uploads,
+## EMFILE), every answer checked; figures to docs/benchmarks.md (Reliability). Not part of make test.
+## (The binaries come from $CARGO_TARGET_DIR when it is set.)
 SOAK_ARGS ?=
+SOAK_BIN = $(or $(CARGO_TARGET_DIR),target)/release
 soak:
 	$(CARGO) build --release -p rapid -p echo-function -p rapid-bench
-	./target/release/rapid-bench soak --rapid ./target/release/rapid --function ./target/release/echo-function --out docs/benchmarks.md $(SOAK_ARGS)
+	$(SOAK_BIN)/rapid-bench soak --rapid $(SOAK_BIN)/rapid --function $(SOAK_BIN)/echo-function --out docs/benchmarks.md $(SOAK_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -109,6 +109,12 @@ fn main() -> ExitCode {
         Some("compare") => return compare_main(raw),
         Some("pool") => return pool_main(raw),
         Some("soak") => return soak::main(raw),
+        Some("stall-runtime") => {
+            return match procs::run_stall_runtime() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
         Some("extension") => {
             let name = raw.next().unwrap_or_else(|| "bench-ext".into());
             let port = raw.next().and_then(|p| p.parse().ok());

@@ -92,11 +92,50 @@ pub fn rapid(
     extra: &[String],
     ext_dir: Option<&Path>,
 ) -> std::io::Result<Proc> {
+    rapid_with(bin, function, extra, ext_dir, Launch::default())
+}
+
+/// How [`rapid_with`] starts rapid beyond its options.
+#[derive(Debug, Default)]
+pub struct Launch {
+    /// RLIMIT_NOFILE (soft and hard) for rapid and what it starts.
+    pub nofile: Option<u64>,
+    /// Where rapid's stderr (its log) goes; `/dev/null` when `None`.
+    pub stderr: Option<std::fs::File>,
+}
+
+/// [`rapid`], started as `launch` says.
+pub fn rapid_with(
+    bin: &Path,
+    function: &Path,
+    extra: &[String],
+    ext_dir: Option<&Path>,
+    launch: Launch,
+) -> std::io::Result<Proc> {
+    use std::os::unix::process::CommandExt;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
         .parse()
         .map_err(std::io::Error::other)?;
     let api = format!("127.0.0.1:{}", free_port());
-    let child = die_with_bench(&mut Command::new(bin))
+    let mut cmd = Command::new(bin);
+    if let Some(n) = launch.nofile {
+        let rl = libc::rlimit {
+            rlim_cur: n as libc::rlim_t,
+            rlim_max: n as libc::rlim_t,
+        };
+        // SAFETY: setrlimit is async-signal-safe and only reads `rl`, a copy
+        // owned by the closure.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let stderr = launch.stderr.map_or_else(Stdio::null, Stdio::from);
+    let child = die_with_bench(&mut cmd)
         .arg("--runtime-interface-emulator-address")
         .arg(addr.to_string())
         .arg("--runtime-api-address")
@@ -112,7 +151,7 @@ pub fn rapid(
         .arg(function)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()?;
     Ok(Proc { child, addr })
 }
@@ -302,6 +341,28 @@ pub fn run_extension(name: &str, telemetry_port: Option<u16>) -> std::io::Result
             return Ok(());
         }
     }
+}
+
+/// `rapid-bench stall-runtime`: a runtime that takes one invoke, starts its
+/// response upload with `Content-Length: 100`, sends 2 bytes and stalls
+/// (for a minute, far past any deadline the soak sets: rapid must answer the
+/// invoker at the deadline and kill this process).
+pub fn run_stall_runtime() -> std::io::Result<()> {
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(std::io::Error::other)?;
+    let mut s = TcpStream::connect(&api)?;
+    s.write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: rt\r\n\r\n")?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let (id, _) = read_answer(&mut r, "lambda-runtime-aws-request-id")?;
+    let mut up = TcpStream::connect(&api)?;
+    up.write_all(
+        format!(
+            "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: rt\r\nContent-Length: 100\r\n\r\nab"
+        )
+        .as_bytes(),
+    )?;
+    // The fault itself: the upload stalls, not a wait for anything.
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
 }
 
 fn read_answer(r: &mut BufReader<TcpStream>, want: &str) -> std::io::Result<(String, Vec<u8>)> {
