@@ -73,4 +73,7 @@ pub struct LambdaConfig {
     pub scratch_dir: Option<PathBuf>,
     /// Who starts the first init.
     pub lifecycle: Lifecycle,
+    /// Lambda Managed Instances: the runtime takes up to this many invokes
+    /// at once (`AWS_LAMBDA_MAX_CONCURRENCY`); `None`: one at a time.
+    pub sandbox_concurrency: Option<usize>,
 }

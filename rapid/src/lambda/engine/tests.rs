@@ -171,6 +171,7 @@ fn config() -> LambdaConfig {
         one_shot: None,
         scratch_dir: None,
         lifecycle: Lifecycle::Eager,
+        sandbox_concurrency: None,
     }
 }
 
@@ -282,12 +283,8 @@ impl Harness {
                 body: ResponseBody::Buffered(Bytes::from_static(body)),
             }));
         }
-        self.api.end_response(
-            ticket.generation,
-            body.len() as u64,
-            ResponseMode::Buffered,
-            None,
-        );
+        self.api
+            .end_response(&ticket, body.len() as u64, ResponseMode::Buffered, None);
     }
 
     async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
@@ -623,6 +620,7 @@ async fn one_shot_exit_ends_the_engine_after_one_invoke() {
 async fn a_platform_drives_init_and_reset_and_out_of_order_commands_are_refused() {
     let h = Harness::start(LambdaConfig {
         lifecycle: Lifecycle::PlatformDriven,
+        sandbox_concurrency: None,
         ..config()
     });
     h.settle().await;
@@ -708,6 +706,7 @@ async fn a_restore_that_cannot_start_fails_with_its_error_not_a_timeout() {
             credentials: None,
         }),
         lifecycle: Lifecycle::PlatformDriven,
+        sandbox_concurrency: None,
         ..config()
     });
     let (tx, rx) = oneshot::channel();
