@@ -92,6 +92,17 @@ pub fn rapid(
     extra: &[String],
     ext_dir: Option<&Path>,
 ) -> std::io::Result<Proc> {
+    rapid_env(bin, function, extra, ext_dir, &[])
+}
+
+/// [`rapid`] with `env` set for rapid (and so for its runtime).
+pub fn rapid_env(
+    bin: &Path,
+    function: &Path,
+    extra: &[String],
+    ext_dir: Option<&Path>,
+    env: &[(&str, &str)],
+) -> std::io::Result<Proc> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
         .parse()
         .map_err(std::io::Error::other)?;
@@ -110,6 +121,7 @@ pub fn rapid(
         .arg("warn")
         .args(extra)
         .arg(function)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -224,6 +224,12 @@ fn a_runtime_exit_fails_every_invoke_in_flight_and_the_sandbox_comes_back() {
     let (answers, took) = concurrently(&r, &events);
     for a in &answers {
         assert_eq!(a.error_type(), "Runtime.ExitError", "{}", a.text());
+        assert!(
+            a.error_message()
+                .ends_with("Runtime exited with error: exit status 3"),
+            "{}",
+            a.text()
+        );
     }
     assert!(took < Duration::from_millis(2500), "took {took:?}");
     assert!(eventually(Duration::from_secs(5), || !alive(pid as i32)));
@@ -428,4 +434,67 @@ fn bad_values_are_start_up_errors_naming_them() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?} {env:?}: {err}");
     }
+}
+
+/// A worker's streamed `/response` of `id`, opened with its first chunk.
+fn open_stream(r: &Rapid, id: &str, first: &str) -> TcpStream {
+    let mut s = TcpStream::connect(r.api).unwrap();
+    write!(
+        s,
+        "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: rt\r\n\
+         Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{first}\r\n",
+        first.len()
+    )
+    .unwrap();
+    s
+}
+
+fn close_stream(mut s: TcpStream, last: &str) -> Resp {
+    write!(s, "{:x}\r\n{last}\r\n0\r\n\r\n", last.len()).unwrap();
+    read_response(&mut BufReader::new(s), |_| {})
+}
+
+#[test]
+fn two_invokes_stream_side_by_side() {
+    let dir = TempDir::new("lmi-stream");
+    let r = Rapid::builder()
+        .bootstrap(silent(&dir))
+        .arg("--sandbox-concurrency")
+        .arg("2")
+        .start();
+    let path = "/2015-03-31/functions/function/invocations";
+    std::thread::scope(|s| {
+        let w1 = s.spawn(|| next(&r));
+        let w2 = s.spawn(|| next(&r));
+        assert!(r.wait_stderr("workers_waiting=2", Duration::from_secs(5)));
+        let a = s.spawn(|| rapid_tests::stream(r.invoke, path, b"{}", None));
+        let b = s.spawn(|| rapid_tests::stream(r.invoke, path, b"{}", None));
+        let (id1, _) = w1.join().unwrap();
+        let (id2, _) = w2.join().unwrap();
+        // Both streams are open at once, their chunks interleaved.
+        let s1 = open_stream(&r, &id1, &format!("{id1}:one;"));
+        let s2 = open_stream(&r, &id2, &format!("{id2}:one;"));
+        assert_eq!(close_stream(s1, "two").status, 202);
+        assert_eq!(close_stream(s2, "two").status, 202);
+        let mut bodies: Vec<String> = [a.join().unwrap(), b.join().unwrap()]
+            .iter()
+            .map(|st| {
+                assert_eq!(st.status, 200);
+                assert!(st.end.is_ok(), "{:?}", st.end);
+                String::from_utf8_lossy(&st.body()).into_owned()
+            })
+            .collect();
+        bodies.sort();
+        let mut want = vec![format!("{id1}:one;two"), format!("{id2}:one;two")];
+        want.sort();
+        assert_eq!(bodies, want, "each caller got its own stream");
+    });
+    // Each invoke was closed on its own: two REPORT lines.
+    let reported = || r.stdout().matches("REPORT RequestId").count() >= 2;
+    assert!(
+        eventually(Duration::from_secs(5), reported),
+        "{}",
+        r.stdout()
+    );
 }

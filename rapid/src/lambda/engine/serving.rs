@@ -63,14 +63,15 @@ impl Engine {
         self.record_invoke(InvokeResult::InvokeSuccess(success), run.result);
     }
 
-    /// Fail the invoke `run` alone (the runtime is not touched).
-    fn fail_one(&mut self, run: Running, error: FunctionError) {
+    /// Fail the invoke `run` (the runtime is not touched here); `reset`:
+    /// the sandbox resets because of it (reported in the typed result).
+    fn fail_one(&mut self, run: Running, error: FunctionError, reset: bool) {
         let peak_mb = self.peak_mb();
         let failure = InvokeFailure {
             id: run.id.clone(),
             error: error.clone(),
             metrics: run.metrics(peak_mb),
-            reset: false,
+            reset,
         };
         tracing::warn!(request_id = %run.id, error_type = %error.error_type,
             "invoke failed: {}", error.error_message);
@@ -89,18 +90,19 @@ impl Engine {
         for run in s.expired(Instant::now()) {
             tracing::warn!(request_id = %run.id, "invoke timed out; the runtime keeps running");
             let err = errors::timed_out(&run.id, run.timeout);
-            self.fail_one(run, err);
+            self.fail_one(run, err, false);
         }
     }
 
-    /// Fail every invoke the workers hold with the error `make` gives for it.
+    /// Fail every invoke the workers hold with the error `make` gives for it
+    /// (the sandbox resets or shuts down next).
     pub(super) fn fail_serving(&mut self, make: impl Fn(&RequestId) -> FunctionError) {
         let Phase::Serving(s) = &mut self.phase else {
             return;
         };
         for run in std::mem::take(&mut s.running) {
             let err = make(&run.id);
-            self.fail_one(run, err);
+            self.fail_one(run, err, true);
         }
     }
 
