@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test ric test-vm bench bench-core bench-watchdog bench-pool bench-compare lint fmt clean fuzz soak
+.PHONY: all build run test ric test-vm bench bench-core bench-watchdog bench-pool bench-lmi bench-compare lint fmt clean fuzz soak
 
 all: build
 
@@ -46,7 +46,7 @@ test-container:
 	bash container/test-container.sh
 
 ## make bench: latency / throughput / memory / cold start, written to docs/benchmarks.md
-bench: bench-core bench-watchdog bench-pool
+bench: bench-core bench-watchdog bench-pool bench-lmi
 
 bench-core:
 	$(CARGO) build --release --workspace --bins
@@ -56,6 +56,14 @@ bench-core:
 bench-pool:
 	$(CARGO) build --release --workspace --bins
 	./target/release/rapid-bench pool --rapid ./target/release/rapid --function ./target/release/echo-function --sleeper ./target/release/fx-lambda --out docs/benchmarks.md
+
+## make bench-lmi: Lambda Managed Instances mode (lambda_runtime run_concurrent, 5 ms, 8 clients) against the classic one,
+## and the classic path's warm p50 beside LMI_BASE's (the commit before issue 14), alternated in one run
+LMI_BASE ?= f97726f
+bench-lmi:
+	$(CARGO) build --release --workspace --bins
+	bash bench/build-base.sh $(LMI_BASE)
+	./target/release/rapid-bench lmi --rapid ./target/release/rapid --function ./target/release/fx-lmi --base ./target/bench-base/release/rapid --echo ./target/release/echo-function --out docs/benchmarks.md
 
 ## make bench-watchdog: the watchdog modes with wrk (installed with apt-get when missing)
 bench-watchdog:

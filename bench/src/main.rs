@@ -11,6 +11,7 @@
 mod client;
 mod compare;
 mod floor;
+mod lmi;
 mod pool;
 mod procs;
 mod report;
@@ -108,6 +109,7 @@ fn main() -> ExitCode {
         Some("watchdog") => return watchdog_main(raw),
         Some("compare") => return compare_main(raw),
         Some("pool") => return pool_main(raw),
+        Some("lmi") => return lmi_main(raw),
         Some("soak") => return soak::main(raw),
         Some("stall-runtime") => {
             return match procs::run_stall_runtime() {
@@ -263,6 +265,69 @@ fn compare_main(mut args: impl Iterator<Item = String>) -> ExitCode {
 
 const POOL_USAGE: &str = "usage: rapid-bench pool --rapid PATH --function PATH --sleeper PATH [--out FILE] [--quick]
   --function: the echo function; --sleeper: a function that answers {\"sleep_ms\":N} after N ms (target/release/fx-lambda)";
+
+const LMI_USAGE: &str = "usage: rapid-bench lmi --rapid PATH --function PATH [--base PATH --echo PATH] [--out FILE] [--quick]
+  --function: the lambda_runtime run_concurrent fixture that answers {\"sleep_ms\":N} after N ms (target/release/fx-lmi)
+  --base: rapid before the change (bench/build-base.sh), --echo: the echo function: the classic path's warm p50, new / base";
+
+/// `rapid-bench lmi`: LMI mode against the classic one (see `lmi.rs`).
+fn lmi_main(mut args: impl Iterator<Item = String>) -> ExitCode {
+    let (mut rapid, mut function, mut out, mut quick) = (None, None, None, false);
+    let (mut base, mut echo) = (None, None);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--rapid" => rapid = args.next().map(PathBuf::from),
+            "--function" => function = args.next().map(PathBuf::from),
+            "--out" => out = args.next().map(PathBuf::from),
+            "--base" => base = args.next().map(PathBuf::from),
+            "--echo" => echo = args.next().map(PathBuf::from),
+            "--quick" => quick = true,
+            other => {
+                eprintln!("rapid-bench lmi: unknown argument {other:?}\n{LMI_USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(rapid), Some(function)) = (rapid, function) else {
+        eprintln!("{LMI_USAGE}");
+        return ExitCode::from(2);
+    };
+    // build-base.sh leaves the base's commit next to its release dir.
+    let base = base.map(|b| {
+        let commit = b
+            .parent()
+            .and_then(std::path::Path::parent)
+            .and_then(|d| std::fs::read_to_string(d.join("COMMIT")).ok())
+            .map(|c| c.trim().chars().take(7).collect())
+            .unwrap_or_else(|| "base".to_owned());
+        (b, commit)
+    });
+    let o = lmi::Opts {
+        rapid,
+        function,
+        out,
+        quick,
+        base,
+        echo,
+    };
+    match lmi::run(&o) {
+        Ok(text) => {
+            println!("{text}");
+            if let Some(out) = &o.out {
+                if let Err(e) = report::write_section(out, "lmi", &text) {
+                    eprintln!("rapid-bench: cannot write {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("rapid-bench: wrote {}", out.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rapid-bench lmi: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// `rapid-bench pool`: the pool's figures (see `pool.rs`).
 fn pool_main(mut args: impl Iterator<Item = String>) -> ExitCode {

@@ -102,6 +102,26 @@ pub struct Launch {
     pub nofile: Option<u64>,
     /// Where rapid's stderr (its log) goes; `/dev/null` when `None`.
     pub stderr: Option<std::fs::File>,
+    /// Variables set for rapid (and so for its runtime).
+    pub env: Vec<(String, String)>,
+}
+
+/// [`rapid`] with `env` set for rapid (and so for its runtime).
+pub fn rapid_env(
+    bin: &Path,
+    function: &Path,
+    extra: &[String],
+    ext_dir: Option<&Path>,
+    env: &[(&str, &str)],
+) -> std::io::Result<Proc> {
+    let launch = Launch {
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Launch::default()
+    };
+    rapid_with(bin, function, extra, ext_dir, launch)
 }
 
 /// [`rapid`], started as `launch` says.
@@ -149,6 +169,7 @@ pub fn rapid_with(
         .arg("warn")
         .args(extra)
         .arg(function)
+        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

@@ -173,7 +173,7 @@ async fn buffered_response(
                 body: ResponseBody::Buffered(body),
             }));
             api.rendezvous
-                .end_response(ticket.generation, produced, ResponseMode::Buffered, None);
+                .end_response(&ticket, produced, ResponseMode::Buffered, None);
             Ok(accepted())
         }
         Err(ReadError::TooLarge(size)) => {
@@ -181,14 +181,14 @@ async fn buffered_response(
             tracing::info!(size, "response rejected: larger than the payload limit");
             send(InvokeOutcome::failure(err.clone()));
             api.rendezvous
-                .end_response(ticket.generation, 0, ResponseMode::Buffered, Some(err));
+                .end_response(&ticket, 0, ResponseMode::Buffered, Some(err));
             Err(ApiError::too_large())
         }
         Err(ReadError::Broken(detail)) => {
             let err = truncated_error(&detail);
             send(InvokeOutcome::failure(err.clone()));
             api.rendezvous
-                .end_response(ticket.generation, 0, ResponseMode::Buffered, Some(err));
+                .end_response(&ticket, 0, ResponseMode::Buffered, Some(err));
             Err(ApiError::bad_request(format!(
                 "Could not read the response body: {detail}"
             )))

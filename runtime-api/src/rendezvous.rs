@@ -105,6 +105,8 @@ pub enum RuntimeEvent {
     ResponseDone {
         /// Sandbox generation.
         generation: u64,
+        /// The invoke.
+        id: RequestId,
         /// Bytes produced for the invoker.
         produced_bytes: u64,
         /// Buffered or streamed.
@@ -168,6 +170,9 @@ struct Inner {
     restore_parked: Option<oneshot::Sender<()>>,
     /// Invocation ids of invokes that timed out or were reset, newest last.
     stale: std::collections::VecDeque<String>,
+    /// LMI mode (`AWS_LAMBDA_MAX_CONCURRENCY`): the workers and their invokes;
+    /// `current` and `parked` stay unused.
+    workers: Option<workers::Workers>,
 }
 
 impl Inner {
@@ -217,6 +222,14 @@ fn epoch_ms() -> u64 {
 impl Rendezvous {
     /// A rendezvous for generation 0 and the channel its events go to.
     pub fn new() -> (Arc<Rendezvous>, mpsc::UnboundedReceiver<RuntimeEvent>) {
+        Rendezvous::with_concurrency(None)
+    }
+
+    /// A rendezvous whose runtime takes up to `max` invokes at once (LMI
+    /// mode: that many `/next` calls may wait), or one (`None`, classic).
+    pub fn with_concurrency(
+        max: Option<usize>,
+    ) -> (Arc<Rendezvous>, mpsc::UnboundedReceiver<RuntimeEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let r = Rendezvous {
             inner: Mutex::new(Inner {
@@ -228,6 +241,7 @@ impl Rendezvous {
                 ext: extensions::Registry::default(),
                 restore_parked: None,
                 stale: std::collections::VecDeque::new(),
+                workers: max.map(workers::Workers::new),
             }),
             events: tx,
         };
@@ -254,6 +268,9 @@ impl Rendezvous {
     /// `GET /next`.
     pub fn next(&self) -> Result<NextCall, ApiError> {
         let mut g = self.lock();
+        if g.workers.is_some() {
+            return self.next_worker(g);
+        }
         if g.parked.as_ref().is_some_and(|p| !p.is_closed()) {
             // One runtime takes one event at a time: the waiting call keeps its place.
             return Err(ApiError::new(
@@ -287,6 +304,32 @@ impl Rendezvous {
         Ok(NextCall::Wait(rx))
     }
 
+    /// LMI: a worker's `/next` (the first one ends the runtime's init).
+    fn next_worker(&self, mut g: MutexGuard<'_, Inner>) -> Result<NextCall, ApiError> {
+        let to = g
+            .state
+            .on(RuntimeCall::Next, false)
+            .map_err(ApiError::transition)?;
+        let Some(w) = g.workers.as_mut() else {
+            return Err(ApiError::transition(crate::state::InvalidTransition {
+                from: g.state,
+                call: RuntimeCall::Next,
+            }));
+        };
+        let call = w.next()?;
+        let waiting = w.idle();
+        g.state = to;
+        let generation = g.generation;
+        drop(g);
+        tracing::debug!(workers_waiting = waiting, "a worker called /next");
+        // Every waiting worker is news for the engine: it may dispatch.
+        self.emit(RuntimeEvent::Ready { generation });
+        Ok(match call {
+            workers::Next::Now(d) => NextCall::Now(d),
+            workers::Next::Wait(rx) => NextCall::Wait(rx),
+        })
+    }
+
     /// Validate `/response` or `/error` for `id`: the id must be the invoke in
     /// flight (else 400 `InvalidRequestID`) and the call allowed now (else 403).
     fn check_invoke(
@@ -311,6 +354,9 @@ impl Rendezvous {
             return Ok(());
         };
         let g = self.lock();
+        if let Some(w) = &g.workers {
+            return w.check_echo(id, inv);
+        }
         if g.stale.iter().any(|s| s == inv) {
             return Err(ApiError::new(
                 http::StatusCode::GONE,
@@ -327,6 +373,9 @@ impl Rendezvous {
     /// Check that `/error` for `id` is allowed now (before reading its body).
     pub fn check_error(&self, id: &str) -> Result<(), ApiError> {
         let g = self.lock();
+        if let Some(w) = &g.workers {
+            return w.check(id);
+        }
         self.check_invoke(&g, id, RuntimeCall::Error).map(|_| ())
     }
 
@@ -338,6 +387,17 @@ impl Rendezvous {
         validate: impl FnOnce() -> Result<(), ApiError>,
     ) -> Result<ResponseTicket, ApiError> {
         let mut g = self.lock();
+        let generation = g.generation;
+        if let Some(w) = g.workers.as_mut() {
+            w.check(id)?;
+            validate()?;
+            let reply = w.begin_response(id)?;
+            return Ok(ResponseTicket {
+                generation,
+                id: RequestId::from_string(id.to_owned()),
+                reply,
+            });
+        }
         let to = self.check_invoke(&g, id, RuntimeCall::ResponseStart)?;
         validate()?;
         g.state = to;
@@ -356,20 +416,31 @@ impl Rendezvous {
     /// The response body has been handled (delivered, rejected, or cut off).
     pub fn end_response(
         &self,
-        ticket_generation: u64,
+        ticket: &ResponseTicket,
         produced_bytes: u64,
         mode: ResponseMode,
         function_error: Option<FunctionError>,
     ) {
+        let ticket_generation = ticket.generation;
         let mut g = self.lock();
         if g.generation != ticket_generation {
             return;
         }
-        if let Ok(to) = g.state.on(RuntimeCall::ResponseEnd, false) {
-            g.state = to;
+        let done = match g.workers.as_mut() {
+            Some(w) => w.end_response(ticket.id.as_str()),
+            None => match g.state.on(RuntimeCall::ResponseEnd, false) {
+                Ok(to) => {
+                    g.state = to;
+                    true
+                }
+                Err(_) => false,
+            },
+        };
+        if done {
             drop(g);
             self.emit(RuntimeEvent::ResponseDone {
                 generation: ticket_generation,
+                id: ticket.id.clone(),
                 produced_bytes,
                 mode,
                 function_error,
@@ -383,7 +454,8 @@ impl Rendezvous {
     /// invoke fails with `Runtime.Unknown` at once instead of at its deadline.
     pub fn malformed(&self, detail: &str) {
         let mut g = self.lock();
-        let Some(c) = g.current.as_ref() else {
+        // LMI: several invokes wait; nothing says which one it was.
+        let Some(c) = g.current.as_ref().filter(|_| g.workers.is_none()) else {
             return;
         };
         let Ok(to) = g.state.on(RuntimeCall::Error, false) else {
@@ -406,6 +478,7 @@ impl Rendezvous {
         }
         self.emit(RuntimeEvent::ResponseDone {
             generation,
+            id,
             produced_bytes: 0,
             mode: ResponseMode::Buffered,
             function_error: Some(error),
@@ -416,10 +489,15 @@ impl Rendezvous {
     /// the caller has already read the body.
     pub fn invocation_error(&self, id: &str, error: ErrorInvokeResponse) -> Result<(), ApiError> {
         let mut g = self.lock();
-        let to = self.check_invoke(&g, id, RuntimeCall::Error)?;
-        g.state = to;
         let generation = g.generation;
-        let reply = g.current.as_ref().and_then(|c| c.reply.take());
+        let reply = match g.workers.as_mut() {
+            Some(w) => w.error(id)?.take(),
+            None => {
+                let to = self.check_invoke(&g, id, RuntimeCall::Error)?;
+                g.state = to;
+                g.current.as_ref().and_then(|c| c.reply.take())
+            }
+        };
         drop(g);
         let produced = error.body().len() as u64;
         let function_error = error.function_error.clone();
@@ -428,6 +506,7 @@ impl Rendezvous {
         }
         self.emit(RuntimeEvent::ResponseDone {
             generation,
+            id: RequestId::from_string(id.to_owned()),
             produced_bytes: produced,
             mode: ResponseMode::Buffered,
             function_error: Some(function_error),
@@ -532,6 +611,9 @@ impl RuntimeHandle {
         reply: OutcomeSender,
     ) -> Result<(), (DispatchError, OutcomeSender)> {
         let mut g = self.r.lock();
+        if g.workers.is_some() {
+            return dispatch_worker(g, invoke, payload, reply);
+        }
         let to = match g.state.on(RuntimeCall::Dispatch, false) {
             Ok(to) => to,
             Err(e) => return Err((DispatchError::NotReady(e.from.name()), reply)),
@@ -591,6 +673,41 @@ impl RuntimeHandle {
         }
     }
 
+    /// LMI: give up on the invoke `id` (its deadline passed) without
+    /// touching the runtime or the other invokes; its late answer gets 410.
+    /// Returns whether an outcome was sent.
+    pub fn fail_invoke(&self, id: &RequestId, error: FunctionError) -> bool {
+        let reply = self
+            .r
+            .lock()
+            .workers
+            .as_mut()
+            .and_then(|w| w.abandon(id.as_str()));
+        match reply {
+            Some(reply) => reply.send(InvokeOutcome::failure(error)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// LMI: workers waiting on `/next` now (0 in classic mode).
+    pub fn idle_workers(&self) -> usize {
+        self.r.lock().workers.as_mut().map_or(0, |w| w.idle())
+    }
+
+    /// LMI: the configured concurrency (`None`: classic mode).
+    pub fn max_concurrency(&self) -> Option<usize> {
+        self.r.lock().workers.as_ref().map(|w| w.max())
+    }
+
+    /// LMI: the request ids the workers hold.
+    pub fn worker_ids(&self) -> Vec<String> {
+        self.r
+            .lock()
+            .workers
+            .as_ref()
+            .map_or_else(Vec::new, |w| w.ids())
+    }
+
     /// The id of the invoke in flight, if any.
     pub fn current_id(&self) -> Option<RequestId> {
         self.r
@@ -605,7 +722,15 @@ impl RuntimeHandle {
     pub fn reset(&self, error: FunctionError) -> u64 {
         let mut g = self.r.lock();
         g.mark_stale();
-        let reply = g.current.take().and_then(|c| c.reply.take());
+        let mut replies: Vec<OutcomeSender> = g
+            .current
+            .take()
+            .and_then(|c| c.reply.take())
+            .into_iter()
+            .collect();
+        if let Some(w) = g.workers.as_mut() {
+            replies.extend(w.abandon_all());
+        }
         g.parked = None;
         g.restore_parked = None;
         g.state = RuntimeState::Started;
@@ -613,10 +738,37 @@ impl RuntimeHandle {
         g.generation += 1;
         let generation = g.generation;
         drop(g);
-        if let Some(reply) = reply {
-            let _ = reply.send(InvokeOutcome::failure(error));
+        for reply in replies {
+            let _ = reply.send(InvokeOutcome::failure(error.clone()));
         }
         generation
+    }
+}
+
+/// LMI: hand an invoke to a waiting worker (or the next `/next`), once the
+/// runtime's init is done.
+fn dispatch_worker(
+    mut g: MutexGuard<'_, Inner>,
+    invoke: Invoke,
+    payload: Bytes,
+    reply: OutcomeSender,
+) -> Result<(), (DispatchError, OutcomeSender)> {
+    if g.state != RuntimeState::Ready {
+        return Err((DispatchError::NotReady(g.state.name()), reply));
+    }
+    let deadline_epoch_ms = epoch_ms() + invoke.timeout_ms;
+    let dispatched = Arc::new(Dispatched {
+        invoke,
+        payload,
+        deadline_epoch_ms,
+        invocation_id: fresh_invocation_id(),
+    });
+    match g.workers.as_mut() {
+        Some(w) => {
+            w.dispatch(dispatched, reply);
+            Ok(())
+        }
+        None => Err((DispatchError::NotReady("Ready"), reply)),
     }
 }
 
@@ -628,5 +780,6 @@ pub fn reset_error() -> FunctionError {
 mod extensions;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 pub use extensions::{ExtensionErrorKind, ExtensionEvent, ExtensionInfo, ExtensionNext};

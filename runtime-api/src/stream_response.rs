@@ -194,12 +194,8 @@ pub(crate) async fn streaming_response(
             let _ = tx.send(last).await;
         }
     }
-    api.rendezvous.end_response(
-        ticket.generation,
-        produced,
-        ResponseMode::Streaming,
-        failure.clone(),
-    );
+    api.rendezvous
+        .end_response(&ticket, produced, ResponseMode::Streaming, failure.clone());
     if over_cap {
         return Err(ApiError::too_large());
     }

@@ -48,6 +48,7 @@ pub fn start(o: &Opts, dir: &Path) -> Result<Limited, String> {
         Launch {
             nofile: Some(NOFILE),
             stderr: Some(file),
+            ..Launch::default()
         },
     )
     .map_err(|e| format!("rapid under RLIMIT_NOFILE {NOFILE}: {e}"))?;

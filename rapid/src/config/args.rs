@@ -110,6 +110,28 @@ pub struct Args {
     #[arg(long, env = "RAPID_TENANT_ISOLATION")]
     pub tenant_isolation: bool,
 
+    /// Lambda Managed Instances (LMI) mode: each sandbox's runtime takes up
+    /// to N invokes at once (N workers may wait on /next; the runtime gets
+    /// AWS_LAMBDA_MAX_CONCURRENCY=N and AWS_LAMBDA_INITIALIZATION_TYPE=
+    /// lambda-managed-instances). A timed-out invoke fails alone; the runtime
+    /// keeps running. Also switched on by AWS_LAMBDA_MAX_CONCURRENCY=N, as
+    /// AWS's emulator does [default: off, one invoke at a time].
+    #[arg(
+        long,
+        env = "RAPID_SANDBOX_CONCURRENCY",
+        value_parser = clap::value_parser!(u32).range(1..=1024),
+        value_name = "N"
+    )]
+    pub sandbox_concurrency: Option<u32>,
+
+    /// AWS_LAMBDA_MAX_CONCURRENCY as given to rapid (checked at start-up).
+    #[arg(
+        long = "aws-lambda-max-concurrency",
+        env = "AWS_LAMBDA_MAX_CONCURRENCY",
+        hide = true
+    )]
+    pub aws_max_concurrency: Option<String>,
+
     /// Lambda mode, on SIGTERM: refuse new invokes (503) but let those running
     /// and queued finish for up to this long before the sandboxes shut down —
     /// what a Kubernetes rolling update needs [default: 0, shut down at once].

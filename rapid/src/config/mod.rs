@@ -165,6 +165,12 @@ pub enum ConfigError {
     /// A function entry that cannot be used.
     #[error(transparent)]
     Functions(#[from] FunctionsError),
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` is not a concurrency.
+    #[error("AWS_LAMBDA_MAX_CONCURRENCY={0:?}: not a positive integer (1 to 1024)")]
+    BadMaxConcurrency(String),
+    /// LMI mode with a feature it does not have.
+    #[error("Lambda Managed Instances mode (AWS_LAMBDA_MAX_CONCURRENCY / --sandbox-concurrency) does not support {0}")]
+    ManagedInstancesWithout(&'static str),
     /// A platform-driven pool with nothing to initialise.
     #[error("--min-warm 0 with --control-api-address: a platform's Init needs a sandbox to initialise (give --min-warm 1 or more)")]
     PlatformNeedsWarm,
@@ -364,7 +370,8 @@ impl Config {
             address,
             token: token.clone(),
         });
-        let scaling = scaling(&args, control.is_some() && w.mode == Mode::Lambda)?;
+        let sandbox_concurrency = sandbox_concurrency(&args)?;
+        let mut scaling = scaling(&args, control.is_some() && w.mode == Mode::Lambda)?;
         if w.mode != Mode::Lambda && table::asks_for_functions(&args) {
             return Err(ConfigError::FunctionsNeedLambda);
         }
@@ -406,7 +413,9 @@ impl Config {
                     Lifecycle::Eager
                 },
                 log_controls,
+                sandbox_concurrency,
             };
+            scaling.per_sandbox = sandbox_concurrency.unwrap_or(1);
             let fronts = Fronts {
                 invoke: Some(invoke_address(&args)),
                 control,
@@ -481,6 +490,28 @@ fn lambda_metrics(
     }
 }
 
+/// LMI mode: `--sandbox-concurrency`, else `AWS_LAMBDA_MAX_CONCURRENCY`
+/// (a positive integer), refused with what LMI does not have.
+fn sandbox_concurrency(args: &Args) -> Result<Option<usize>, ConfigError> {
+    let n = match (args.sandbox_concurrency, &args.aws_max_concurrency) {
+        (Some(n), _) => n as usize,
+        (None, Some(raw)) => match raw.trim().parse::<usize>() {
+            Ok(n @ 1..=1024) => n,
+            _ => return Err(ConfigError::BadMaxConcurrency(raw.clone())),
+        },
+        (None, None) => return Ok(None),
+    };
+    if args.enable_init_caching {
+        return Err(ConfigError::ManagedInstancesWithout(
+            "init caching (--enable-init-caching)",
+        ));
+    }
+    if args.one_shot.is_some() {
+        return Err(ConfigError::ManagedInstancesWithout("--one-shot"));
+    }
+    Ok(Some(n))
+}
+
 /// The pool's shape, checked.
 fn scaling(args: &Args, platform_driven: bool) -> Result<Scaling, ConfigError> {
     if args.min_warm > args.concurrency {
@@ -507,6 +538,7 @@ fn scaling(args: &Args, platform_driven: bool) -> Result<Scaling, ConfigError> {
             Order::MostRecent
         },
         tenant_isolation: args.tenant_isolation,
+        per_sandbox: 1,
     })
 }
 

@@ -81,4 +81,7 @@ pub struct LambdaConfig {
     pub shares_network: bool,
     /// The function's log format and levels.
     pub log_controls: crate::log_controls::LogControls,
+    /// Lambda Managed Instances: the runtime takes up to this many invokes
+    /// at once (`AWS_LAMBDA_MAX_CONCURRENCY`); `None`: one at a time.
+    pub sandbox_concurrency: Option<usize>,
 }

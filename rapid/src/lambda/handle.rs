@@ -19,12 +19,23 @@ use crate::sandbox::{
 /// Every Lambda answer names its request.
 const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-amzn-requestid");
 
+/// How many invocations a sandbox admits: `lanes` running and `max_queue` waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    /// `--max-queue`.
+    pub max_queue: usize,
+    /// Invokes that run at once (LMI: `AWS_LAMBDA_MAX_CONCURRENCY`, else 1).
+    pub lanes: usize,
+}
+
 /// A handle to one Lambda sandbox (cheap to share behind an `Arc`).
 pub struct LambdaSandbox {
     queue: mpsc::Sender<InvokeRequest>,
     commands: mpsc::Sender<EngineCommand>,
     admissions: Admissions,
     max_queue: usize,
+    /// Invokes that run at once (LMI: `AWS_LAMBDA_MAX_CONCURRENCY`).
+    lanes: usize,
     health: watch::Receiver<Health>,
     stats: Arc<Stats>,
     finished: watch::Receiver<bool>,
@@ -35,7 +46,7 @@ impl LambdaSandbox {
         queue: mpsc::Sender<InvokeRequest>,
         commands: mpsc::Sender<EngineCommand>,
         admissions: Admissions,
-        max_queue: usize,
+        capacity: Capacity,
         health: watch::Receiver<Health>,
         stats: Arc<Stats>,
         finished: watch::Receiver<bool>,
@@ -44,7 +55,8 @@ impl LambdaSandbox {
             queue,
             commands,
             admissions,
-            max_queue,
+            max_queue: capacity.max_queue,
+            lanes: capacity.lanes,
             health,
             stats,
             finished,
@@ -79,7 +91,7 @@ impl LambdaSandbox {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let Some(admission) = self.admissions.try_admit(self.max_queue + 1) else {
+        let Some(admission) = self.admissions.try_admit(self.max_queue + self.lanes) else {
             self.stats.throttled();
             return Err(self.full());
         };

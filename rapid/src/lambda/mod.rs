@@ -29,7 +29,7 @@ pub async fn start(mut cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, B
     if let Ok(addr) = listener.local_addr() {
         cfg.runtime_api_address = addr;
     }
-    let (rendezvous, events) = Rendezvous::new();
+    let (rendezvous, events) = Rendezvous::with_concurrency(cfg.sandbox_concurrency);
     let api = RuntimeApi::new(
         rendezvous.clone(),
         ApiConfig {
@@ -59,8 +59,9 @@ pub async fn start(mut cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, B
         runtime_api::router(api),
     ));
     // The admission count enforces --max-queue; the channel only needs room
-    // for everything admitted (one running + the queue).
-    let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue + 1);
+    // for everything admitted (one running, or N in LMI mode, + the queue).
+    let lanes = cfg.sandbox_concurrency.unwrap_or(1);
+    let (queue_tx, queue_rx) = mpsc::channel(cfg.max_queue + lanes);
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (health_tx, health_rx) = watch::channel(Health::Starting);
     let stats = Arc::new(Stats::default());
@@ -90,7 +91,7 @@ pub async fn start(mut cfg: LambdaConfig, deps: Deps) -> Result<LambdaSandbox, B
         queue_tx,
         cmd_tx,
         Admissions::default(),
-        max_queue,
+        handle::Capacity { max_queue, lanes },
         health_rx,
         stats,
         finished_rx,

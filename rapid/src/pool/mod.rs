@@ -197,7 +197,7 @@ impl Inner {
                 took_ms = t.elapsed().as_millis() as u64,
                 "sandbox started"
             );
-            if let Some(n) = next {
+            for n in next {
                 Inner::go_on(&inner, n);
             }
             inner.refresh_health();
@@ -331,7 +331,7 @@ impl Pool {
                 inner.stats.init();
                 Inner::watch_member(&inner, place, member.clone());
                 let next = inner.lock().started(place, member, |_| true);
-                debug_assert!(next.is_none(), "nothing waits yet");
+                debug_assert!(next.is_empty(), "nothing waits yet");
                 warm = warm.saturating_sub(1);
             }
         }

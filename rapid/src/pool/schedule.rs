@@ -35,6 +35,8 @@ struct Slot<M> {
     phase: Phase,
     served: u64,
     turn: u64,
+    /// Invocations it runs now (up to `per_sandbox`; 1 unless LMI).
+    running: usize,
     /// Tenant isolation: the one tenant this sandbox serves.
     tenant: Option<String>,
     /// Started before a reload (`--watch`): replaced when next free.
@@ -119,8 +121,9 @@ impl<M: Clone, W> Schedule<M, W> {
         self.slots.iter().flatten().count()
     }
 
+    /// Invocations the starting sandboxes will take (`per_sandbox` each).
     fn starting(&self) -> usize {
-        self.count(Phase::Starting)
+        self.count(Phase::Starting) * self.spec.per_sandbox
     }
 
     fn count(&self, phase: Phase) -> usize {
@@ -135,8 +138,10 @@ impl<M: Clone, W> Schedule<M, W> {
     /// as soon as the runtime asks for the next, so an invocation arriving
     /// meanwhile waits for it rather than starting another sandbox.
     pub fn finishing(&mut self, p: Place) {
+        let single = self.spec.per_sandbox == 1;
         if let Some(slot) = self.slot(p) {
-            if slot.turn == p.turn && slot.phase == Phase::Busy {
+            // LMI: other invocations may still run in it.
+            if single && slot.turn == p.turn && slot.phase == Phase::Busy {
                 slot.phase = Phase::Finishing;
             }
         }
@@ -167,6 +172,7 @@ impl<M: Clone, W> Schedule<M, W> {
             phase: Phase::Starting,
             served: 0,
             turn: 0,
+            running: 0,
             tenant: tenant.map(str::to_owned),
             stale: false,
         });
@@ -200,11 +206,15 @@ impl<M: Clone, W> Schedule<M, W> {
                 InvokeError::Unavailable(crate::sandbox::Unavailable::ShuttingDown),
             );
         }
-        if let Some(index) = self.pick_idle(tenant, &ready) {
+        if let Some(index) = self
+            .pick_idle(tenant, &ready)
+            .or_else(|| self.pick_room(tenant))
+        {
             let Some(slot) = self.slots[index].as_mut() else {
                 unreachable!("idle sandboxes have slots")
             };
             slot.phase = Phase::Busy;
+            slot.running += 1;
             slot.served += 1;
             slot.turn += 1;
             if slot.tenant.is_none() {
@@ -270,16 +280,39 @@ impl<M: Clone, W> Schedule<M, W> {
             .count()
     }
 
-    /// Sandboxes of `tenant` about to take a waiting invocation.
+    /// Waiting invocations of `tenant` that sandboxes about to take one
+    /// will take (a starting one takes `per_sandbox`).
     fn covering(&self, tenant: Option<&str>) -> usize {
         self.slots
             .iter()
             .flatten()
-            .filter(|s| {
-                s.tenant.as_deref() == tenant
-                    && matches!(s.phase, Phase::Starting | Phase::Finishing)
+            .filter(|s| s.tenant.as_deref() == tenant)
+            .map(|s| match s.phase {
+                Phase::Starting => self.spec.per_sandbox,
+                Phase::Finishing => 1,
+                _ => 0,
             })
-            .count()
+            .sum()
+    }
+
+    /// LMI: a busy sandbox (of `tenant`) that runs fewer than `per_sandbox`
+    /// invocations, the one with the fewest.
+    fn pick_room(&self, tenant: Option<&str>) -> Option<usize> {
+        if self.spec.per_sandbox == 1 {
+            return None;
+        }
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.as_ref()?)))
+            .filter(|(_, s)| {
+                s.phase == Phase::Busy
+                    && s.member.is_some()
+                    && s.running < self.spec.per_sandbox
+                    && s.tenant.as_deref() == tenant
+            })
+            .min_by_key(|(_, s)| s.running)
+            .map(|(i, _)| i)
     }
 
     /// Tenant isolation: the least recently used idle sandbox of another
@@ -337,18 +370,30 @@ impl<M: Clone, W> Schedule<M, W> {
         Some(self.idle.remove(pos))
     }
 
-    /// The sandbox at `p` started: it takes the oldest waiting invocation,
-    /// or becomes idle.
-    pub fn started(
-        &mut self,
-        p: Place,
-        member: M,
-        alive: impl Fn(&W) -> bool,
-    ) -> Option<Next<M, W>> {
-        let slot = self.slot(p)?;
+    /// The sandbox at `p` started: it takes the oldest waiting invocation
+    /// (LMI: up to `per_sandbox` of them), or becomes idle.
+    pub fn started(&mut self, p: Place, member: M, alive: impl Fn(&W) -> bool) -> Vec<Next<M, W>> {
+        let mut out = Vec::new();
+        let Some(slot) = self.slot(p) else {
+            return out;
+        };
         slot.member = Some(member);
         slot.phase = Phase::Busy;
-        self.release(p, alive)
+        let mut next = self.release(p, &alive);
+        while let Some(n) = next.take() {
+            let run = matches!(n, Next::Run(_));
+            out.push(n);
+            let per_sandbox = self.spec.per_sandbox;
+            match self.slot(p) {
+                Some(s) if run && s.phase == Phase::Busy && s.running < per_sandbox => {
+                    // One more lane: `release` gives it a waiter or leaves it.
+                    s.running += 1;
+                    next = self.release(p, &alive);
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The sandbox at `p` could not start: its number is free again; the
@@ -388,7 +433,13 @@ impl<M: Clone, W> Schedule<M, W> {
     pub fn release(&mut self, p: Place, alive: impl Fn(&W) -> bool) -> Option<Next<M, W>> {
         let closed = self.closed;
         let slot = self.slot(p)?;
+        slot.running = slot.running.saturating_sub(1);
+        let still_running = slot.running > 0;
         if slot.stale && !closed {
+            if still_running {
+                // Lambda Managed Instances: its other invocations finish first.
+                return None;
+            }
             // A reload came while it ran (or started): a fresh sandbox in its room.
             let old = (
                 Place {
@@ -424,7 +475,7 @@ impl<M: Clone, W> Schedule<M, W> {
             .and_then(|i| self.waiting.get(i))
             .and_then(|(_, t, _)| t.clone());
         let waiter = mine.and_then(|i| self.take(i));
-        if waiter.is_none() && !closed && self.spec.tenant_isolation {
+        if waiter.is_none() && !closed && !still_running && self.spec.tenant_isolation {
             // Only other tenants wait: this sandbox makes room for the first
             // of them that no sandbox of its own will take.
             let other = self
@@ -451,12 +502,15 @@ impl<M: Clone, W> Schedule<M, W> {
         }
         let slot = self.slot(p)?;
         if closed {
-            slot.phase = Phase::Idle(Instant::now());
+            if !still_running {
+                slot.phase = Phase::Idle(Instant::now());
+            }
             return None;
         }
         match waiter {
             Some(waiter) => {
                 slot.phase = Phase::Busy;
+                slot.running += 1;
                 slot.served += 1;
                 slot.turn += 1;
                 if slot.tenant.is_none() {
@@ -472,6 +526,8 @@ impl<M: Clone, W> Schedule<M, W> {
                     waiter,
                 }))
             }
+            // LMI: its other invocations still run.
+            None if still_running => None,
             None => {
                 slot.phase = Phase::Idle(Instant::now());
                 self.idle.push(p.index);

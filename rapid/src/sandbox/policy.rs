@@ -30,6 +30,9 @@ pub struct Scaling {
     /// A sandbox serves one tenant (`X-Amz-Tenant-Id`) only; invocations
     /// without one are refused (`--tenant-isolation`, AWS's `PER_TENANT`).
     pub tenant_isolation: bool,
+    /// Invocations one sandbox runs at once: 1, or `N` in Lambda Managed
+    /// Instances mode (`AWS_LAMBDA_MAX_CONCURRENCY`).
+    pub per_sandbox: usize,
 }
 
 /// Which idle sandbox an invocation goes to.
@@ -52,6 +55,7 @@ impl Default for Scaling {
             idle_timeout: None,
             order: Order::MostRecent,
             tenant_isolation: false,
+            per_sandbox: 1,
         }
     }
 }

@@ -212,6 +212,14 @@ impl Rendezvous {
         let (mut invoke, mut shutdown) = (false, false);
         for ev in &parsed.events {
             match ev.as_str() {
+                "INVOKE" if g.workers.is_some() => {
+                    // LMI: extensions cannot subscribe to INVOKE (AWS's
+                    // emulator's body, core/externalagent.go).
+                    return Err(forbidden(
+                        ErrorType::ExtensionInvalidEventType,
+                        "INVOKE: ErrorInvalidEventType".into(),
+                    ));
+                }
                 "INVOKE" => invoke = true,
                 "SHUTDOWN" if external => shutdown = true,
                 "SHUTDOWN" => {

@@ -110,7 +110,7 @@ fn response_flow_and_validation_order() {
         content_type: None,
         body: ResponseBody::Buffered(Bytes::from_static(b"ok")),
     }));
-    r.end_response(ticket.generation, 2, ResponseMode::Buffered, None);
+    r.end_response(&ticket, 2, ResponseMode::Buffered, None);
     assert_eq!(h.state(), RuntimeState::ResponseSent);
     assert!(matches!(out.try_recv(), Ok(InvokeOutcome::Response(_))));
     assert!(matches!(
@@ -205,7 +205,7 @@ fn stale_end_response_is_ignored_after_reset() {
     assert!(h.dispatch(invoke("a"), Bytes::new(), tx).is_ok());
     let ticket = r.begin_response("a", || Ok(())).ok().unwrap();
     h.reset(reset_error());
-    r.end_response(ticket.generation, 1, ResponseMode::Buffered, None);
+    r.end_response(&ticket, 1, ResponseMode::Buffered, None);
     assert_eq!(h.state(), RuntimeState::Started);
     assert!(events.try_recv().is_err());
 }

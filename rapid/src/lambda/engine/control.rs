@@ -57,7 +57,10 @@ impl Engine {
                 .into_iter()
                 .map(|e| e.name)
                 .collect(),
-            in_flight: usize::from(matches!(self.phase, Phase::Invoking(_))),
+            in_flight: match &self.phase {
+                Phase::Serving(s) => s.running.len(),
+                p => usize::from(matches!(p, Phase::Invoking(_))),
+            },
             queued: self.invokes.len(),
             invokes: self.invokes_served,
             age_ms: self.born.elapsed().as_millis() as u64,
@@ -136,9 +139,11 @@ impl Engine {
             }
             Command::Reset { reset, reply } => {
                 let why = match &self.phase {
-                    Phase::Ready | Phase::InitFailed | Phase::Invoking(_) | Phase::Snapshotted => {
-                        None
-                    }
+                    Phase::Ready
+                    | Phase::InitFailed
+                    | Phase::Invoking(_)
+                    | Phase::Serving(_)
+                    | Phase::Snapshotted => None,
                     Phase::Restoring(_) => Some("a restore is in progress"),
                     Phase::Initializing(_) => Some("an init is in progress"),
                     Phase::NotStarted => Some("there is no sandbox to reset"),
@@ -148,6 +153,7 @@ impl Engine {
                     let _ = reply.send(Err(refuse("Reset", &self.phase, why)));
                     return ControlFlow::Continue(());
                 }
+                self.fail_serving(super::errors::reset_during_invoke);
                 if let Phase::Invoking(run) = &self.phase {
                     let err = super::errors::reset_during_invoke(&run.id);
                     self.fail_invoke_without_reinit(err, reset.reason).await;

@@ -13,6 +13,7 @@ const OWNED: &[&str] = &[
     "AWS_LAMBDA_FUNCTION_VERSION",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
 ];
 
 /// The runtime's complete environment: the caller's, plus the Lambda variables.
@@ -82,7 +83,14 @@ pub fn runtime_env(
             c.authorization_token.clone(),
         );
     }
-    let init_type = if cfg.init_caching.is_some() {
+    let init_type = if let Some(n) = cfg.sandbox_concurrency {
+        // Lambda Managed Instances: the runtime starts N workers; LMI supports
+        // only the JSON log format (runtimes-custom.html#runtimes-custom-managed-instances).
+        env.insert("AWS_LAMBDA_MAX_CONCURRENCY".into(), n.to_string());
+        env.entry("AWS_LAMBDA_LOG_FORMAT".into())
+            .or_insert_with(|| "JSON".into());
+        "lambda-managed-instances"
+    } else if cfg.init_caching.is_some() {
         "snap-start"
     } else {
         "on-demand"
@@ -112,6 +120,7 @@ fn extension_excluded(key: &str) -> bool {
             | "LAMBDA_RUNTIME_DIR"
             | "AWS_LAMBDA_LOG_GROUP_NAME"
             | "AWS_LAMBDA_LOG_STREAM_NAME"
+            | "AWS_LAMBDA_MAX_CONCURRENCY"
     ) || key.starts_with("AWS_XRAY_")
         || key.starts_with('_')
 }
@@ -154,6 +163,7 @@ mod tests {
             scratch_dir: None,
             lifecycle: crate::lambda::config::Lifecycle::Eager,
             log_controls: crate::log_controls::LogControls::default(),
+            sandbox_concurrency: None,
         }
     }
 

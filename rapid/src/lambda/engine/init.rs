@@ -205,6 +205,7 @@ impl Engine {
             }
             return;
         }
+        self.start_serving();
         match init.waiting {
             Some(req) => self.dispatch(req, Some(took)),
             None => self.pending_init_duration = Some(took),

@@ -16,7 +16,7 @@ use crate::output::{Report, StartLine};
 impl Engine {
     pub(super) fn on_invoke(&mut self, req: InvokeRequest) {
         match &self.phase {
-            Phase::Ready => {
+            Phase::Ready | Phase::Serving(_) => {
                 let init = self.pending_init_duration.take();
                 self.dispatch(req, init);
             }
@@ -50,7 +50,11 @@ impl Engine {
                 .timeout
                 .map_or(self.init.invoke_timeout_ms, |t| t.as_millis() as u64),
         };
-        if req.tail.is_some() {
+        let serving = matches!(self.phase, Phase::Serving(_));
+        // LMI: invokes overlap, so one invoke's log tail cannot be told
+        // apart; none is captured (the answer carries no X-Amz-Log-Result).
+        let tail = if serving { None } else { req.tail };
+        if tail.is_some() {
             self.out.capture_start();
         }
         self.out.start_line(start);
@@ -58,12 +62,12 @@ impl Engine {
         match self.runtime.dispatch(invoke, req.payload, req.reply) {
             Ok(()) => {
                 tracing::debug!(request_id = %req.id, "invoke dispatched");
-                self.phase = Phase::Invoking(Running {
+                let run = Running {
                     id: req.id,
                     started,
                     deadline: started + req.timeout.unwrap_or_else(|| self.invoke_timeout()),
                     timeout: req.timeout.unwrap_or_else(|| self.invoke_timeout()),
-                    tail: req.tail,
+                    tail,
                     init_duration,
                     produced_bytes: 0,
                     response: None,
@@ -72,7 +76,11 @@ impl Engine {
                     result: req.result,
                     _admission: req.admission,
                     tenant_id,
-                });
+                };
+                match &mut self.phase {
+                    Phase::Serving(s) => s.running.push(run),
+                    _ => self.phase = Phase::Invoking(run),
+                }
             }
             Err((e, reply)) => {
                 tracing::error!(request_id = %req.id, error = %e, "dispatch refused");
@@ -86,9 +94,11 @@ impl Engine {
                         Some(fatalerror::ErrorType::SandboxFailure.as_str().to_owned()),
                     ),
                     tenant_id,
-                    req.tail,
+                    tail,
                 );
-                self.phase = Phase::Ready;
+                if !serving {
+                    self.phase = Phase::Ready;
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ mod invoke;
 mod memory;
 mod phase;
 mod restore;
+mod serving;
 mod teardown;
 mod telemetry;
 #[cfg(test)]
@@ -273,7 +274,7 @@ impl Engine {
         loop {
             self.announce_health();
             let deadline = self.phase.deadline();
-            let accepting = self.phase.accepts_invokes();
+            let accepting = self.can_take_invoke();
             tokio::select! {
                 biased;
                 Some(cmd) = self.commands.recv() => {
@@ -389,12 +390,15 @@ impl Engine {
                 }
             }
             RuntimeEvent::ResponseDone {
+                id,
                 produced_bytes,
                 mode,
                 function_error,
                 ..
             } => {
-                if let Phase::Invoking(run) = &mut self.phase {
+                if matches!(self.phase, Phase::Serving(_)) {
+                    self.worker_done(&id, produced_bytes, mode, function_error);
+                } else if let Phase::Invoking(run) = &mut self.phase {
                     run.produced_bytes = produced_bytes;
                     run.response = Some((mode, run.started.elapsed()));
                     if let Some(fe) = &function_error {
@@ -448,6 +452,15 @@ impl Engine {
             Some(name) => errors::extension_crash(id.as_ref(), name, exit.reason),
         };
         match &self.phase {
+            Phase::Serving(_) => {
+                let ext = proc.extension.clone();
+                let reason = exit.reason;
+                self.serving_exit(|id| match &ext {
+                    None => errors::runtime_exit(Some(id), reason),
+                    Some(name) => errors::extension_crash(Some(id), name, reason),
+                })
+                .await;
+            }
             Phase::Initializing(_) => self.fail_init(error, None, ShutdownReason::Failure).await,
             Phase::Restoring(_) => self.fail_restore(error, ShutdownReason::Failure).await,
             Phase::Invoking(_) => self.fail_invoke(error, ShutdownReason::Failure).await,
@@ -474,6 +487,7 @@ impl Engine {
                 tracing::warn!(request_id = %run.id, "invoke timed out");
                 self.fail_invoke(err, ShutdownReason::Timeout).await;
             }
+            Phase::Serving(_) => self.serving_deadline(),
             Phase::Restoring(r) => {
                 let (err, reason) = match &r.cannot_start {
                     Some(e) => (e.clone(), ShutdownReason::Failure),

@@ -85,6 +85,43 @@ impl Running {
     }
 }
 
+/// Lambda Managed Instances: the runtime's workers serve up to `max`
+/// invokes at once, each with its own deadline.
+#[derive(Debug)]
+pub struct Serving {
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`.
+    pub max: usize,
+    /// The invokes the workers hold, in dispatch order.
+    pub running: Vec<Running>,
+}
+
+impl Serving {
+    /// The earliest deadline of the running invokes.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.running.iter().map(|r| r.deadline).min()
+    }
+
+    /// Whether another invoke may be dispatched (a worker must wait, too).
+    pub fn has_room(&self) -> bool {
+        self.running.len() < self.max
+    }
+
+    /// Take the running invoke `id` out.
+    pub fn take(&mut self, id: &RequestId) -> Option<Running> {
+        let i = self.running.iter().position(|r| r.id == *id)?;
+        Some(self.running.remove(i))
+    }
+
+    /// Take out every invoke whose deadline is at or before `now`.
+    pub fn expired(&mut self, now: Instant) -> Vec<Running> {
+        let (gone, kept) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|r| r.deadline <= now);
+        self.running = kept;
+        gone
+    }
+}
+
 /// The lifecycle phase (SPEC §2).
 #[derive(Debug)]
 pub enum Phase {
@@ -100,6 +137,8 @@ pub enum Phase {
     Ready,
     /// An invoke runs.
     Invoking(Running),
+    /// LMI: init is done; the workers serve invokes side by side.
+    Serving(Serving),
     /// The last init failed; the next invoke runs a suppressed init.
     InitFailed,
     /// Shut down (or between steps of a transition).
@@ -113,13 +152,19 @@ impl Phase {
             Phase::Initializing(i) => Some(i.deadline),
             Phase::Invoking(r) => Some(r.deadline),
             Phase::Restoring(r) => Some(r.deadline),
+            Phase::Serving(s) => s.deadline(),
             _ => None,
         }
     }
 
-    /// Whether the next queued invoke may be taken now.
+    /// Whether the next queued invoke may be taken now (LMI: if a worker
+    /// waits on `/next`, which the engine asks the Runtime API).
     pub fn accepts_invokes(&self) -> bool {
-        matches!(self, Phase::Ready | Phase::InitFailed)
+        match self {
+            Phase::Ready | Phase::InitFailed => true,
+            Phase::Serving(s) => s.has_room(),
+            _ => false,
+        }
     }
 
     /// Whether a front should route to this sandbox: starting while no init
@@ -128,7 +173,9 @@ impl Phase {
     pub fn health(&self) -> crate::sandbox::Health {
         use crate::sandbox::Health;
         match self {
-            Phase::Ready | Phase::Invoking(_) | Phase::InitFailed => Health::Ready,
+            Phase::Ready | Phase::Invoking(_) | Phase::Serving(_) | Phase::InitFailed => {
+                Health::Ready
+            }
             Phase::NotStarted
             | Phase::Initializing(_)
             | Phase::Snapshotted
@@ -144,6 +191,8 @@ impl Phase {
             Phase::Initializing(_) => "Initializing",
             Phase::Ready => "Ready",
             Phase::Invoking(_) => "Invoking",
+            Phase::Serving(s) if s.running.is_empty() => "Ready",
+            Phase::Serving(_) => "Invoking",
             Phase::InitFailed => "InitFailed",
             Phase::Snapshotted => "Snapshotted",
             Phase::Restoring(_) => "Restoring",
@@ -210,5 +259,50 @@ mod tests {
         assert_eq!(failed.deadline(), None);
         assert_eq!(run.request_id(), Some(&id));
         assert_eq!(init.request_id(), None);
+    }
+
+    fn running(id: &RequestId, deadline: Instant) -> Running {
+        Running {
+            id: id.clone(),
+            started: Instant::now(),
+            deadline,
+            timeout: Duration::from_secs(1),
+            tail: None,
+            init_duration: None,
+            produced_bytes: 0,
+            response: None,
+            runtime_ready: false,
+            function_error: None,
+            result: None,
+            _admission: None,
+            tenant_id: None,
+        }
+    }
+
+    #[test]
+    fn serving_takes_up_to_max_and_times_out_each_invoke_alone() {
+        let now = Instant::now();
+        let (a, b) = (RequestId::generate(), RequestId::generate());
+        let mut s = Serving {
+            max: 2,
+            running: Vec::new(),
+        };
+        assert!(s.has_room());
+        assert_eq!(s.deadline(), None);
+        s.running.push(running(&a, now + Duration::from_secs(2)));
+        s.running.push(running(&b, now + Duration::from_secs(1)));
+        assert!(!s.has_room());
+        assert_eq!(s.deadline(), Some(now + Duration::from_secs(1)));
+        let gone = s.expired(now + Duration::from_secs(1));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].id, b);
+        assert!(s.has_room());
+        assert_eq!(s.deadline(), Some(now + Duration::from_secs(2)));
+        assert!(s.take(&b).is_none());
+        assert!(s.take(&a).is_some());
+        let phase = Phase::Serving(s);
+        assert!(phase.accepts_invokes());
+        assert_eq!(phase.name(), "Ready");
+        assert_eq!(phase.health(), crate::sandbox::Health::Ready);
     }
 }

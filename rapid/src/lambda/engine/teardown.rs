@@ -182,6 +182,7 @@ impl Engine {
         while let Ok(req) = self.invokes.try_recv() {
             drop(req); // the front answers 503 when its reply is dropped
         }
+        self.fail_serving(errors::shutting_down);
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Invoking(run) => {
                 let error = errors::shutting_down(&run.id);

@@ -174,6 +174,7 @@ fn config() -> LambdaConfig {
         scratch_dir: None,
         lifecycle: Lifecycle::Eager,
         log_controls: crate::log_controls::LogControls::default(),
+        sandbox_concurrency: None,
     }
 }
 
@@ -197,7 +198,7 @@ struct Invoked {
 impl Harness {
     fn start(cfg: LambdaConfig) -> Harness {
         let procs = Arc::new(FakeProcs::default());
-        let (api, events) = Rendezvous::new();
+        let (api, events) = Rendezvous::with_concurrency(cfg.sandbox_concurrency);
         let (invokes, invokes_rx) = mpsc::channel(16);
         let (commands, commands_rx) = mpsc::channel(16);
         let (health_tx, health) = watch::channel(Health::Starting);
@@ -285,12 +286,8 @@ impl Harness {
                 body: ResponseBody::Buffered(Bytes::from_static(body)),
             }));
         }
-        self.api.end_response(
-            ticket.generation,
-            body.len() as u64,
-            ResponseMode::Buffered,
-            None,
-        );
+        self.api
+            .end_response(&ticket, body.len() as u64, ResponseMode::Buffered, None);
     }
 
     async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
@@ -626,6 +623,7 @@ async fn one_shot_exit_ends_the_engine_after_one_invoke() {
 async fn a_platform_drives_init_and_reset_and_out_of_order_commands_are_refused() {
     let h = Harness::start(LambdaConfig {
         lifecycle: Lifecycle::PlatformDriven,
+        sandbox_concurrency: None,
         ..config()
     });
     h.settle().await;
@@ -711,6 +709,7 @@ async fn a_restore_that_cannot_start_fails_with_its_error_not_a_timeout() {
             credentials: None,
         }),
         lifecycle: Lifecycle::PlatformDriven,
+        sandbox_concurrency: None,
         ..config()
     });
     let (tx, rx) = oneshot::channel();
@@ -739,4 +738,87 @@ async fn a_restore_that_cannot_start_fails_with_its_error_not_a_timeout() {
         error.error_message
     );
     assert_eq!(h.state().await.phase, "InitFailed");
+}
+
+/// The runtime answers the invoke `id` (a worker in LMI mode).
+fn answer(api: &Rendezvous, id: &RequestId) {
+    let ticket = api.begin_response(id.as_str(), || Ok(())).unwrap();
+    if let Some(r) = ticket.reply.take() {
+        let _ = r.send(InvokeOutcome::Response(InvokeResponse {
+            content_type: None,
+            body: ResponseBody::Buffered(Bytes::from_static(b"ok")),
+        }));
+    }
+    api.end_response(&ticket, 2, ResponseMode::Buffered, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lmi_invokes_run_side_by_side_and_a_timeout_fails_one_alone() {
+    let mut h = Harness::start(LambdaConfig {
+        timeout: Duration::from_secs(1),
+        sandbox_concurrency: Some(2),
+        ..config()
+    });
+    h.settle().await;
+    let (w1, w2) = (h.next(), h.next());
+    h.ready().await;
+    let (a, b) = (h.invoke("{}"), h.invoke("{}"));
+    let (da, db) = (w1.await.unwrap(), w2.await.unwrap());
+    assert_ne!(da.invoke.id, db.invoke.id, "both dispatched at once");
+    // No worker waits: a third invoke stays queued.
+    let c = h.invoke("{}");
+    h.settle().await;
+    assert_eq!(h.state().await.in_flight, 2);
+    answer(&h.api, &db.invoke.id);
+    assert!(matches!(b.reply.await.unwrap(), InvokeOutcome::Response(_)));
+    let pid = h.procs.last();
+    // The first one times out alone: no signal, no new init; its late answer is 410.
+    let e = error_of(a.reply.await.unwrap());
+    assert_eq!(e.error_type, ErrorType::SandboxTimedout);
+    match a.result.await.unwrap() {
+        InvokeResult::InvokeFailure(f) => assert!(!f.reset),
+        other => panic!("{other:?}"),
+    }
+    h.settle().await;
+    assert!(
+        h.procs.signalled(pid).is_empty(),
+        "the runtime keeps running"
+    );
+    assert_eq!(h.procs.spawned().len(), 1);
+    let late = h.api.begin_response(da.invoke.id.as_str(), || Ok(()));
+    assert_eq!(late.err().map(|e| e.status.as_u16()), Some(410));
+    // A worker calls /next again: the queued invoke runs.
+    let w3 = h.next();
+    let dc = w3.await.unwrap();
+    answer(&h.api, &dc.invoke.id);
+    assert!(matches!(c.reply.await.unwrap(), InvokeOutcome::Response(_)));
+    h.settle().await;
+    assert_eq!(h.state().await.phase, "Ready");
+}
+
+#[tokio::test]
+async fn lmi_a_runtime_exit_fails_every_invoke_and_reinitialises() {
+    let mut h = Harness::start(LambdaConfig {
+        sandbox_concurrency: Some(3),
+        ..config()
+    });
+    h.settle().await;
+    let (w1, w2) = (h.next(), h.next());
+    h.ready().await;
+    let (a, b) = (h.invoke("{}"), h.invoke("{}"));
+    let (da, _db) = (w1.await.unwrap(), w2.await.unwrap());
+    let pid = h.procs.last();
+    h.procs.exit(pid, ExitReason::Code(3));
+    for inv in [a, b] {
+        let e = error_of(inv.reply.await.unwrap());
+        assert_eq!(e.error_type, ErrorType::RuntimeExitError);
+        match inv.result.await.unwrap() {
+            InvokeResult::InvokeFailure(f) => assert!(f.reset),
+            other => panic!("{other:?}"),
+        }
+    }
+    h.settle().await;
+    assert_eq!(h.procs.spawned().len(), 2, "a fresh init starts at once");
+    let late = h.api.begin_response(da.invoke.id.as_str(), || Ok(()));
+    assert_eq!(late.err().map(|e| e.status.as_u16()), Some(410));
 }

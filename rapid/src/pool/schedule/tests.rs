@@ -9,6 +9,7 @@ fn spec(concurrency: usize, max_queue: usize) -> Scaling {
         idle_timeout: Some(Duration::from_secs(10)),
         order: Order::MostRecent,
         tenant_isolation: false,
+        per_sandbox: 1,
     }
 }
 
@@ -32,7 +33,8 @@ fn warm(s: &mut S, name: &'static str) -> Place {
     let Arrival::StartAndWait(p) = s.arrive(0, false, None, ready) else {
         panic!("a cold start")
     };
-    let h = run(s.started(p, name, |_| true)).expect("the waiter is handed over");
+    let h =
+        run(s.started(p, name, |_| true).into_iter().next()).expect("the waiter is handed over");
     assert_eq!(h.waiter, 0);
     assert!(run(s.release(p, |_| true)).is_none(), "nothing else waits");
     p
@@ -99,7 +101,7 @@ fn the_most_recently_used_idle_sandbox_is_reused() {
     let Arrival::StartAndWait(b) = s.arrive(2, false, None, ready) else {
         panic!()
     };
-    run(s.started(b, "b", |_| true)).expect("takes 2");
+    run(s.started(b, "b", |_| true).into_iter().next()).expect("takes 2");
     s.release(a, |_| true);
     s.release(b, |_| true);
     let Arrival::Run(p, "b", _) = s.arrive(3, false, None, ready) else {
@@ -122,7 +124,7 @@ fn least_recent_order_prefers_ready_sandboxes() {
     let Arrival::StartAndWait(b) = s.arrive(2, false, None, ready) else {
         panic!()
     };
-    s.started(b, "b", |_| true);
+    s.started(b, "b", |_| true).into_iter().next();
     s.release(a, |_| true);
     s.release(b, |_| true);
     let Arrival::Run(_, "a", _) = s.arrive(3, false, None, ready) else {
@@ -181,7 +183,7 @@ fn idle_sandboxes_beyond_min_warm_are_reclaimed_least_recent_first() {
     let Arrival::StartAndWait(b) = s.arrive(2, false, None, ready) else {
         panic!()
     };
-    s.started(b, "b", |_| true);
+    s.started(b, "b", |_| true).into_iter().next();
     s.release(a, |_| true);
     s.release(b, |_| true);
     assert!(s.reclaim(Instant::now()).is_empty(), "not idle long enough");
@@ -262,7 +264,12 @@ fn warm_for(s: &mut S, tenant: &str, name: &'static str, w: u32) -> Place {
     let Arrival::StartAndWait(p) = s.arrive(w, false, Some(tenant), ready) else {
         panic!("a cold start for {tenant}")
     };
-    assert_eq!(run(s.started(p, name, |_| true)).unwrap().waiter, w);
+    assert_eq!(
+        run(s.started(p, name, |_| true).into_iter().next())
+            .unwrap()
+            .waiter,
+        w
+    );
     assert!(run(s.release(p, |_| true)).is_none());
     p
 }
@@ -295,7 +302,8 @@ fn another_tenants_idle_sandbox_makes_room_when_all_are_taken() {
     );
     assert_eq!(new.index, a.index);
     assert_eq!(s.size(), 2, "never more than the concurrency");
-    let h = run(s.started(new, "sc", |_| true)).expect("c's invocation runs in c's sandbox");
+    let h = run(s.started(new, "sc", |_| true).into_iter().next())
+        .expect("c's invocation runs in c's sandbox");
     assert_eq!(h.waiter, 3);
 }
 
@@ -314,7 +322,12 @@ fn a_freed_sandbox_with_only_other_tenants_waiting_is_replaced() {
         Some(Next::Replace { old, new }) => {
             assert_eq!(old.1, "sa");
             assert_eq!(new.index, a.index);
-            assert_eq!(run(s.started(new, "sb", |_| true)).unwrap().waiter, 3);
+            assert_eq!(
+                run(s.started(new, "sb", |_| true).into_iter().next())
+                    .unwrap()
+                    .waiter,
+                3
+            );
         }
         _ => panic!("a's sandbox makes room for the waiting b"),
     }
@@ -330,8 +343,8 @@ fn a_reload_replaces_idle_sandboxes_now_and_busy_ones_when_free() {
     ) else {
         panic!("two cold starts")
     };
-    let ha = run(s.started(a, "a", |_| true)).expect("a takes the first waiter");
-    let hb = run(s.started(b, "b", |_| true)).expect("b takes the second");
+    let ha = run(s.started(a, "a", |_| true).into_iter().next()).expect("a takes the first waiter");
+    let hb = run(s.started(b, "b", |_| true).into_iter().next()).expect("b takes the second");
     assert!(run(s.release(ha.place, |_| true)).is_none());
     assert!(run(s.release(hb.place, |_| true)).is_none());
     // b is busy when the reload comes; a is idle.
@@ -345,7 +358,7 @@ fn a_reload_replaces_idle_sandboxes_now_and_busy_ones_when_free() {
     assert_eq!(s.size(), 1, "its room is free for the fresh one");
     // The pool starts a fresh one in that room.
     let fresh = s.reserve().expect("room for the replacement");
-    assert!(run(s.started(fresh, "a2", |_| true)).is_none());
+    assert!(run(s.started(fresh, "a2", |_| true).into_iter().next()).is_none());
     // A new invocation never goes to the stale busy one: the fresh one takes it.
     let Arrival::Run(_, "a2", 8) = s.arrive(8, false, None, ready) else {
         panic!("the fresh sandbox takes new invocations")
@@ -359,4 +372,85 @@ fn a_reload_replaces_idle_sandboxes_now_and_busy_ones_when_free() {
         _ => panic!("a stale sandbox is replaced when it is free"),
     }
     assert_eq!(s.load().idle, 0, "nothing stale became idle");
+}
+
+fn lanes(concurrency: usize, max_queue: usize, per_sandbox: usize) -> S {
+    S::new(Scaling {
+        per_sandbox,
+        ..spec(concurrency, max_queue)
+    })
+}
+
+#[test]
+fn lmi_a_sandbox_runs_n_invocations_and_throttles_past_them() {
+    let mut s = lanes(1, 0, 3);
+    let a = warm(&mut s, "a");
+    for w in 1..=3 {
+        let Arrival::Run(p, "a", got) = s.arrive(w, false, None, ready) else {
+            panic!("lane {w} of the one sandbox takes it")
+        };
+        assert_eq!((p.index, p.serial, got), (a.index, a.serial, w));
+    }
+    assert!(matches!(
+        s.arrive(4, false, None, ready),
+        Arrival::Refused(4, InvokeError::Throttled)
+    ));
+    assert_eq!(s.load().busy, 1);
+    // One lane frees: nothing waits, the sandbox stays busy with the others.
+    assert!(run(s.release(a, |_| true)).is_none());
+    assert_eq!(s.load().idle, 0);
+    let Arrival::Run(..) = s.arrive(5, false, None, ready) else {
+        panic!("the freed lane takes it")
+    };
+    for _ in 0..3 {
+        assert!(run(s.release(a, |_| true)).is_none());
+    }
+    assert_eq!(s.load().idle, 1, "idle once every lane is free");
+}
+
+#[test]
+fn lmi_a_started_sandbox_takes_up_to_n_waiting_and_the_queue_counts_its_lanes() {
+    let mut s = lanes(1, 1, 2);
+    let Arrival::StartAndWait(p) = s.arrive(1, false, None, ready) else {
+        panic!("a cold start")
+    };
+    // The starting sandbox covers two; one more may queue; then it is full.
+    assert!(matches!(s.arrive(2, false, None, ready), Arrival::Wait));
+    assert!(matches!(s.arrive(3, false, None, ready), Arrival::Wait));
+    assert!(matches!(
+        s.arrive(4, false, None, ready),
+        Arrival::Refused(4, InvokeError::QueueFull { waiting: 1 })
+    ));
+    let took: Vec<u32> = s
+        .started(p, "a", |_| true)
+        .into_iter()
+        .filter_map(|n| run(Some(n)))
+        .map(|h| h.waiter)
+        .collect();
+    assert_eq!(took, [1, 2], "both lanes at once, oldest first");
+    let h = run(s.release(p, |_| true)).expect("a freed lane takes the third");
+    assert_eq!(h.waiter, 3);
+}
+
+#[test]
+fn lmi_a_pool_holds_sandboxes_times_n() {
+    let mut s = lanes(2, 0, 2);
+    let a = warm(&mut s, "a");
+    let Arrival::Run(_, "a", _) = s.arrive(1, false, None, ready) else {
+        panic!()
+    };
+    // The busy sandbox has room: no second sandbox yet.
+    let Arrival::Run(_, "a", _) = s.arrive(2, false, None, ready) else {
+        panic!("a's second lane")
+    };
+    let Arrival::StartAndWait(b) = s.arrive(3, false, None, ready) else {
+        panic!("a full: a second sandbox")
+    };
+    assert!(matches!(s.arrive(4, false, None, ready), Arrival::Wait));
+    assert_eq!(s.started(b, "b", |_| true).len(), 2, "b takes 3 and 4");
+    assert!(matches!(
+        s.arrive(5, false, None, ready),
+        Arrival::Refused(5, InvokeError::Throttled)
+    ));
+    assert!(run(s.release(a, |_| true)).is_none());
 }
