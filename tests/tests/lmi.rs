@@ -52,7 +52,7 @@ fn pid_of(resp: &Resp) -> u64 {
 fn starts(r: &Rapid) -> usize {
     r.stdout()
         .lines()
-        .filter(|l| l.starts_with("START "))
+        .filter(|l| l.contains("START RequestId: "))
         .count()
 }
 
