@@ -105,7 +105,7 @@ impl Engine {
 
     /// The runtime called `/next` and every INVOKE extension `/event/next`.
     pub(super) fn invoke_complete(&mut self) {
-        let Phase::Invoking(run) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+        let Phase::Invoking(mut run) = std::mem::replace(&mut self.phase, Phase::Ready) else {
             return;
         };
         let peak_mb = self.peak_mb();
@@ -117,15 +117,7 @@ impl Engine {
         tracing::debug!(request_id = %success.id, duration_ms = success.metrics.duration_ms,
             produced_bytes = success.metrics.produced_bytes, "invoke complete");
         self.emit_invoke_done(&run, None, peak_mb);
-        let status = Engine::invoke_status(&run, None);
-        self.finish_lines(
-            &run.id,
-            run.started.elapsed(),
-            run.init_duration,
-            status,
-            run.tenant_id.clone(),
-            run.tail,
-        );
+        self.finish_run(&mut run, None);
         self.record_invoke(InvokeResult::InvokeSuccess(success), run.result);
         self.sealed_invoke_done = self.cfg.one_shot.is_some();
     }
@@ -139,6 +131,20 @@ impl Engine {
             tenant_id: req.tenant_id.clone(),
             trace_id: req.trace_id.clone(),
         }
+    }
+
+    /// END and REPORT of the invoke `run` (its status from `error`, else its
+    /// function error), then its log tail.
+    pub(super) fn finish_run(&self, run: &mut Running, error: Option<&fatalerror::ErrorType>) {
+        let status = Engine::invoke_status(run, error);
+        self.finish_lines(
+            &run.id,
+            run.started.elapsed(),
+            run.init_duration,
+            status,
+            run.tenant_id.clone(),
+            run.tail.take(),
+        );
     }
 
     /// END and REPORT, then the log tail (which must include them).
@@ -183,7 +189,7 @@ impl Engine {
         error: FunctionError,
         reason: ShutdownReason,
     ) -> bool {
-        let Phase::Invoking(run) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
+        let Phase::Invoking(mut run) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
             return false;
         };
         let peak_mb = self.peak_mb();
@@ -196,16 +202,9 @@ impl Engine {
         tracing::warn!(request_id = %failure.id, error_type = %failure.error.error_type,
             "invoke failed: {}", failure.error.error_message);
         self.emit_invoke_done(&run, Some(&error.error_type), peak_mb);
-        let status = Engine::invoke_status(&run, Some(&error.error_type));
+        let error_type = error.error_type.clone();
         self.runtime.fail_current(error);
-        self.finish_lines(
-            &run.id,
-            run.started.elapsed(),
-            run.init_duration,
-            status,
-            run.tenant_id.clone(),
-            run.tail,
-        );
+        self.finish_run(&mut run, Some(&error_type));
         self.record_invoke(InvokeResult::InvokeFailure(failure), run.result);
         self.reset(reason).await;
         if self.cfg.one_shot.is_some() {

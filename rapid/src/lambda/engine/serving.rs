@@ -59,21 +59,13 @@ impl Engine {
         };
         tracing::debug!(request_id = %run.id, duration_ms = success.metrics.duration_ms, "invoke complete");
         self.emit_invoke_done(&run, None, peak_mb);
-        let status = Engine::invoke_status(&run, None);
-        self.finish_lines(
-            &run.id,
-            run.started.elapsed(),
-            run.init_duration,
-            status,
-            run.tenant_id.clone(),
-            run.tail,
-        );
+        self.finish_run(&mut run, None);
         self.record_invoke(InvokeResult::InvokeSuccess(success), run.result);
     }
 
     /// Fail the invoke `run` (the runtime is not touched here); `reset`:
     /// the sandbox resets because of it (reported in the typed result).
-    fn fail_one(&mut self, run: Running, error: FunctionError, reset: bool) {
+    fn fail_one(&mut self, mut run: Running, error: FunctionError, reset: bool) {
         let peak_mb = self.peak_mb();
         let failure = InvokeFailure {
             id: run.id.clone(),
@@ -84,16 +76,9 @@ impl Engine {
         tracing::warn!(request_id = %run.id, error_type = %error.error_type,
             "invoke failed: {}", error.error_message);
         self.emit_invoke_done(&run, Some(&error.error_type), peak_mb);
-        let status = Engine::invoke_status(&run, Some(&error.error_type));
+        let error_type = error.error_type.clone();
         self.runtime.fail_invoke(&run.id, error);
-        self.finish_lines(
-            &run.id,
-            run.started.elapsed(),
-            run.init_duration,
-            status,
-            run.tenant_id.clone(),
-            run.tail,
-        );
+        self.finish_run(&mut run, Some(&error_type));
         self.record_invoke(InvokeResult::InvokeFailure(failure), run.result);
     }
 

@@ -184,18 +184,11 @@ impl Engine {
         }
         self.fail_serving(errors::shutting_down);
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
-            Phase::Invoking(run) => {
+            Phase::Invoking(mut run) => {
                 let error = errors::shutting_down(&run.id);
-                let status = Engine::invoke_status(&run, Some(&error.error_type));
+                let error_type = error.error_type.clone();
                 self.runtime.fail_current(error);
-                self.finish_lines(
-                    &run.id,
-                    run.started.elapsed(),
-                    run.init_duration,
-                    status,
-                    run.tenant_id.clone(),
-                    run.tail,
-                );
+                self.finish_run(&mut run, Some(&error_type));
             }
             Phase::Initializing(init) => {
                 if let Some(w) = init.waiting {
