@@ -230,21 +230,7 @@ mod tests {
             snapshot_ready: false,
         });
         let id = RequestId::generate();
-        let run = Phase::Invoking(Running {
-            id: id.clone(),
-            started: now,
-            deadline: now + Duration::from_secs(2),
-            timeout: Duration::from_secs(2),
-            tail: None,
-            init_duration: None,
-            produced_bytes: 0,
-            response: None,
-            runtime_ready: false,
-            function_error: None,
-            result: None,
-            _admission: None,
-            tenant_id: None,
-        });
+        let run = Phase::Invoking(running(&id, now + Duration::from_secs(2)));
         let failed = Phase::InitFailed;
         assert!(!init.accepts_invokes());
         assert!(!run.accepts_invokes());
