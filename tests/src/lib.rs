@@ -762,3 +762,11 @@ pub fn posted_records(got: &Mutex<String>) -> Vec<serde_json::Value> {
         .flatten()
         .collect()
 }
+
+/// The value of one series (`name{labels}`, spelled as rapid writes it) in
+/// a Prometheus / OpenMetrics exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}

@@ -3,7 +3,8 @@
 //! under rapid: ids and tenant ids in the context and in telemetry, the
 //! invocation id echoed (a refused echo would end the client: its standard
 //! mode exits on any non-2xx answer to `/response`), and its JSON log lines
-//! filtered with the advanced logging controls.
+//! filtered with the advanced logging controls; and in LMI mode, where it
+//! forks AWS_LAMBDA_MAX_CONCURRENCY worker processes.
 //!
 //! Without the venv the tests are skipped with a message — except when
 //! `RAPID_REQUIRE_AWSLAMBDARIC` is set (CI: `.ci/run`), where they fail.
@@ -236,4 +237,103 @@ fn awslambdaric_json_logs_are_filtered_and_platform_lines_are_records() {
     // And the re-initialised runtime answers again.
     let again = r.invoke(b"{}");
     assert_eq!(again.status, 200, "{}", again.text());
+}
+
+#[test]
+fn awslambdaric_in_lmi_mode_forks_n_workers_that_serve_side_by_side() {
+    let Some(python) = ric_python("awslambdaric_in_lmi_mode") else {
+        return;
+    };
+    let r = ric(&python)
+        .env("AWS_LAMBDA_MAX_CONCURRENCY", "3")
+        .arg("--timeout")
+        .arg("2")
+        .start();
+    // Ready once the first worker waits on /next.
+    let first = r.invoke(b"{}");
+    assert_eq!(first.status, 200, "{}\n{}", first.text(), r.stderr());
+    assert_eq!(first.json()["logFormat"], "JSON", "LMI logs JSON");
+    let invoke_all = |events: Vec<(String, Option<String>)>| {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = events
+                .iter()
+                .map(|(e, t)| {
+                    let r = &r;
+                    s.spawn(move || {
+                        let h: Vec<(&str, &str)> = t
+                            .as_deref()
+                            .map(|t| vec![("X-Amz-Tenant-Id", t)])
+                            .unwrap_or_default();
+                        r.invoke_with(e.as_bytes(), &h)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    // Three 1-second invokes in about one second, by three worker processes,
+    // each with its own request and tenant id.
+    let t = std::time::Instant::now();
+    let answers = invoke_all(
+        (0..3)
+            .map(|i| (r#"{"sleep":1}"#.to_owned(), Some(format!("tenant-{i}"))))
+            .collect(),
+    );
+    let took = t.elapsed();
+    let mut pids = std::collections::BTreeSet::new();
+    let mut tenants = std::collections::BTreeSet::new();
+    for a in &answers {
+        assert_eq!(a.status, 200, "{}\n{}", a.text(), r.stderr());
+        let v = a.json();
+        assert_eq!(v["requestId"], a.header("x-amzn-requestid").unwrap());
+        pids.insert(v["pid"].as_u64().unwrap());
+        tenants.insert(v["tenantId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(pids.len(), 3, "three workers: {pids:?}");
+    assert_eq!(tenants.len(), 3, "{tenants:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "took {took:?}: serialised"
+    );
+    // A timeout fails that invoke alone; its worker's late answer is refused
+    // (410, which the client logs and carries on from) and the others go on.
+    let answers = invoke_all(vec![
+        (r#"{"sleep":3}"#.to_owned(), None),
+        (r#"{"sleep":0.2}"#.to_owned(), None),
+        (r#"{"sleep":0.2}"#.to_owned(), None),
+    ]);
+    assert_eq!(
+        answers[0].error_type(),
+        "Sandbox.Timedout",
+        "{}",
+        answers[0].text()
+    );
+    for a in &answers[1..] {
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert!(
+            pids.contains(&a.json()["pid"].as_u64().unwrap()),
+            "same workers"
+        );
+    }
+    // Once the slow worker has answered late, all three serve again, with
+    // the same processes: the runtime was not reset (a reset starts new ones).
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let again = invoke_all(
+                (0..3)
+                    .map(|_| (r#"{"sleep":0.3}"#.to_owned(), None))
+                    .collect(),
+            );
+            let got: std::collections::BTreeSet<u64> = again
+                .iter()
+                .filter(|a| a.status == 200)
+                .filter_map(|a| a.json()["pid"].as_u64())
+                .collect();
+            got == pids
+        }),
+        "{}",
+        r.stderr()
+    );
 }

@@ -10,7 +10,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rapid_tests::{alive, eventually, rapid_bin, read_response, Rapid, Resp, TempDir};
+use rapid_tests::{
+    alive, eventually, free_port, metric, rapid_bin, read_response, request, Rapid, Resp, TempDir,
+};
 
 const FX: &str = env!("CARGO_BIN_EXE_fx-lmi");
 const NEXT: &str = "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: rt\r\n\r\n";
@@ -302,6 +304,7 @@ fn max_queue_0_throttles_the_invoke_past_n() {
 
 #[test]
 fn a_pool_holds_sandboxes_times_n() {
+    let port = free_port();
     let r = lmi(2)
         .arg("--concurrency")
         .arg("2")
@@ -309,7 +312,10 @@ fn a_pool_holds_sandboxes_times_n() {
         .arg("2")
         .arg("--max-queue")
         .arg("0")
+        .arg("--metrics-port")
+        .arg(&port.to_string())
         .start();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
     pid_of(&r.invoke(b"{}"));
     std::thread::scope(|s| {
         let busy: Vec<_> = sleeps(4, 1500)
@@ -320,6 +326,22 @@ fn a_pool_holds_sandboxes_times_n() {
             })
             .collect();
         assert!(eventually(Duration::from_secs(5), || starts(&r) >= 5));
+        // Metrics count invocations, and each busy sandbox once.
+        let m = request(addr, "GET", "/metrics", &[], b"").text();
+        let f = r#"{function="test_function"}"#;
+        assert_eq!(
+            metric(&m, &format!("rapid_concurrency_in_use{f}")),
+            Some(4.0),
+            "{m}"
+        );
+        assert_eq!(
+            metric(
+                &m,
+                r#"rapid_sandboxes{function="test_function",state="busy"}"#
+            ),
+            Some(2.0),
+            "{m}"
+        );
         let fifth = r.invoke(b"{}");
         assert_eq!(fifth.status, 429, "{}", fifth.text());
         let pids: std::collections::BTreeSet<u64> = busy
@@ -399,7 +421,7 @@ wait
 #[test]
 fn bad_values_are_start_up_errors_naming_them() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (&[], &[("AWS_LAMBDA_MAX_CONCURRENCY", "abc")], "abc"),
         (&[], &[("AWS_LAMBDA_MAX_CONCURRENCY", "0")], "\"0\""),
         (
@@ -409,6 +431,25 @@ fn bad_values_are_start_up_errors_naming_them() {
         ),
         (&["--sandbox-concurrency", "-2"], &[], "-2"),
         (&["--sandbox-concurrency", "0"], &[], "'0'"),
+        // Managed Instances log JSON only.
+        (
+            &[
+                "--sandbox-concurrency",
+                "2",
+                "--function-log-format",
+                "Text",
+            ],
+            &[],
+            "does not support the Text log format",
+        ),
+        (
+            &[],
+            &[
+                ("AWS_LAMBDA_MAX_CONCURRENCY", "2"),
+                ("AWS_LAMBDA_LOG_FORMAT", "text"),
+            ],
+            "does not support the Text log format",
+        ),
     ];
     for (args, env, needle) in cases {
         let mut child = Command::new(rapid_bin())

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use rapid_tests::{alive, eventually, free_port, request, Rapid, Resp, TempDir};
+use rapid_tests::{alive, eventually, free_port, metric, request, Rapid, Resp, TempDir};
 
 const FX: &str = env!("CARGO_BIN_EXE_fx-lambda");
 const EXT: &str = env!("CARGO_BIN_EXE_fx-extension");
@@ -172,7 +172,7 @@ fn beyond_the_concurrency_invokes_wait_in_a_bounded_queue() {
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let depth = || {
         let m = request(addr, "GET", "/metrics", &[], b"").text();
-        sample(&m, r#"rapid_queue_depth{function="test_function"}"#)
+        metric(&m, r#"rapid_queue_depth{function="test_function"}"#)
     };
     std::thread::scope(|s| {
         let running: Vec<_> = (0..2)
@@ -367,12 +367,6 @@ fn the_pool_state_lists_every_sandbox_and_init_reaches_them_all() {
     assert_eq!(indexes, BTreeSet::from([0, 1]));
 }
 
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[test]
 fn the_pool_metrics_are_served_on_the_metrics_port() {
     let port = free_port();
@@ -393,11 +387,11 @@ fn the_pool_metrics_are_served_on_the_metrics_port() {
             .collect();
         assert!(eventually(Duration::from_secs(5), || {
             let m = request(addr, "GET", "/metrics", &[], b"").text();
-            sample(&m, r#"rapid_concurrency_in_use{function="pooled"}"#) == Some(2.0)
+            metric(&m, r#"rapid_concurrency_in_use{function="pooled"}"#) == Some(2.0)
         }));
         let m = request(addr, "GET", "/metrics", &[], b"").text();
         assert_eq!(
-            sample(&m, r#"rapid_sandboxes{function="pooled",state="busy"}"#),
+            metric(&m, r#"rapid_sandboxes{function="pooled",state="busy"}"#),
             Some(2.0),
             "{m}"
         );
@@ -408,17 +402,17 @@ fn the_pool_metrics_are_served_on_the_metrics_port() {
     });
     let m = request(addr, "GET", "/metrics", &[], b"").text();
     assert_eq!(
-        sample(&m, r#"rapid_cold_starts_total{function="pooled"}"#),
+        metric(&m, r#"rapid_cold_starts_total{function="pooled"}"#),
         Some(2.0),
         "{m}"
     );
     assert_eq!(
-        sample(&m, r#"rapid_throttles_total{function="pooled"}"#),
+        metric(&m, r#"rapid_throttles_total{function="pooled"}"#),
         Some(1.0),
         "{m}"
     );
     assert_eq!(
-        sample(
+        metric(
             &m,
             r#"rapid_invokes_total{function="pooled",outcome="success"}"#
         ),
@@ -426,7 +420,7 @@ fn the_pool_metrics_are_served_on_the_metrics_port() {
         "{m}"
     );
     assert_eq!(
-        sample(
+        metric(
             &m,
             r#"rapid_invoke_duration_seconds_count{function="pooled"}"#
         ),
@@ -434,14 +428,14 @@ fn the_pool_metrics_are_served_on_the_metrics_port() {
         "{m}"
     );
     assert_eq!(
-        sample(&m, r#"rapid_queue_depth{function="pooled"}"#),
+        metric(&m, r#"rapid_queue_depth{function="pooled"}"#),
         Some(0.0),
         "{m}"
     );
     // Both idle once their runtimes asked for the next event.
     let idle = || {
         let m = request(addr, "GET", "/metrics", &[], b"").text();
-        sample(&m, r#"rapid_sandboxes{function="pooled",state="idle"}"#)
+        metric(&m, r#"rapid_sandboxes{function="pooled",state="idle"}"#)
     };
     assert!(
         eventually(Duration::from_secs(5), || idle() == Some(2.0)),

@@ -132,6 +132,15 @@ pub struct Args {
     )]
     pub aws_max_concurrency: Option<String>,
 
+    /// AWS_LAMBDA_LOG_FORMAT as given to rapid (passed on to the runtime;
+    /// read here only to refuse `Text` in LMI mode).
+    #[arg(
+        long = "aws-lambda-log-format",
+        env = "AWS_LAMBDA_LOG_FORMAT",
+        hide = true
+    )]
+    pub aws_log_format: Option<String>,
+
     /// Lambda mode, on SIGTERM: refuse new invokes (503) but let those running
     /// and queued finish for up to this long before the sandboxes shut down —
     /// what a Kubernetes rolling update needs [default: 0, shut down at once].

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub use crate::lambda::Bootstrap;
 pub use args::{Args, LogFormat, LogLevel, OneShotArg};
+use function_logs::FormatArg;
 pub use functions::FunctionsError;
 pub use table::LambdaFunction;
 pub use watchdog::{apply_env_aliases, Mode, WatchdogArgs};
@@ -508,6 +509,19 @@ fn sandbox_concurrency(args: &Args) -> Result<Option<usize>, ConfigError> {
     }
     if args.one_shot.is_some() {
         return Err(ConfigError::ManagedInstancesWithout("--one-shot"));
+    }
+    // "Managed Instances only support JSON log format" (runtimes-custom.html).
+    let text = match args.function_logs.function_log_format {
+        Some(f) => f == FormatArg::Text,
+        None => args
+            .aws_log_format
+            .as_deref()
+            .is_some_and(|f| f.trim().eq_ignore_ascii_case("text")),
+    };
+    if text {
+        return Err(ConfigError::ManagedInstancesWithout(
+            "the Text log format (--function-log-format / AWS_LAMBDA_LOG_FORMAT): it logs JSON only",
+        ));
     }
     Ok(Some(n))
 }

@@ -98,7 +98,7 @@ impl Collector for PoolMetrics {
             &mut encoder,
             "rapid_concurrency_in_use",
             "Invocations running now",
-            t.iter().map(|f| (name(f), f.sandbox.load().busy as i64)),
+            t.iter().map(|f| (name(f), f.sandbox.load().running as i64)),
         )?;
         gauges(
             &mut encoder,

@@ -278,6 +278,7 @@ impl Sandbox for LambdaSandbox {
             starting,
             idle: u64::from(n == 0 && starting == 0),
             busy: n.min(1),
+            running: n.min(1),
             queued: n.saturating_sub(1),
         }
     }

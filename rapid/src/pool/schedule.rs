@@ -659,6 +659,7 @@ impl<M: Clone, W> Schedule<M, W> {
                 Phase::Idle(_) => l.idle += 1,
                 Phase::Busy | Phase::Finishing => l.busy += 1,
             }
+            l.running += s.running as u64;
         }
         l
     }

@@ -134,8 +134,11 @@ pub struct Load {
     pub starting: u64,
     /// Sandboxes waiting for an invocation.
     pub idle: u64,
-    /// Sandboxes running one.
+    /// Sandboxes running one (or, in LMI mode, at least one).
     pub busy: u64,
+    /// Invocations running now: `busy`, or more in LMI mode where a busy
+    /// sandbox runs up to N at once.
+    pub running: u64,
     /// Invocations waiting for a sandbox.
     pub queued: u64,
 }

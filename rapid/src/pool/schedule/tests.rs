@@ -65,6 +65,7 @@ fn a_burst_starts_sandboxes_up_to_the_concurrency_then_waits() {
             starting: 2,
             idle: 0,
             busy: 0,
+            running: 0,
             queued: 3
         }
     );
