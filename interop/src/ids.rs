@@ -17,12 +17,7 @@ impl RequestId {
     /// per-thread generator seeded once from the OS: ids must be unique, not
     /// secret, and a system call per invoke is a measurable cost.
     pub fn generate() -> Self {
-        let bytes = fast_random_bytes();
-        RequestId(
-            uuid::Builder::from_random_bytes(bytes)
-                .into_uuid()
-                .to_string(),
-        )
+        RequestId(random_uuid())
     }
 
     /// Wrap an id supplied by a platform (control API) or parsed from a path.
@@ -34,6 +29,15 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A fresh random UUID v4 in its hyphenated form, from the per-thread
+/// generator of [`RequestId::generate`] (no system call): request ids,
+/// invocation ids.
+pub fn random_uuid() -> String {
+    uuid::Builder::from_random_bytes(fast_random_bytes())
+        .into_uuid()
+        .to_string()
 }
 
 /// SplitMix64 over a per-thread state seeded from the OS random source.

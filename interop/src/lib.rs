@@ -11,5 +11,5 @@ mod ids;
 mod messages;
 
 pub use fatalerror::ErrorType;
-pub use ids::{RequestId, MAX_PAYLOAD};
+pub use ids::{random_uuid, RequestId, MAX_PAYLOAD};
 pub use messages::*;

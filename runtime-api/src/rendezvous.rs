@@ -42,7 +42,7 @@ impl Dispatched {
 }
 
 fn fresh_invocation_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    interop::random_uuid()
 }
 
 /// How many invocation ids of timed-out or reset invokes are remembered

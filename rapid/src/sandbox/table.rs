@@ -56,19 +56,20 @@ pub struct Target<'a> {
 #[derive(Clone, Default)]
 pub struct FunctionTable {
     entries: Vec<Resolved>,
+    /// Each entry's unqualified ARN, written once (not per invoke).
+    arns: Arc<[String]>,
 }
 
 impl FunctionTable {
     /// A table of one function.
     pub fn single(id: FunctionId, sandbox: Arc<dyn Sandbox>) -> FunctionTable {
-        FunctionTable {
-            entries: vec![Resolved { id, sandbox }],
-        }
+        FunctionTable::new(vec![Resolved { id, sandbox }])
     }
 
     /// A table of `entries`, the first the default function.
     pub fn new(entries: Vec<Resolved>) -> FunctionTable {
-        FunctionTable { entries }
+        let arns = entries.iter().map(|e| e.id.arn()).collect();
+        FunctionTable { entries, arns }
     }
 
     /// The function a caller names, as the Invoke API accepts it: `name`,
@@ -130,14 +131,15 @@ impl FunctionTable {
         if account != here.account {
             return Err(not_found(parsed.name));
         }
-        let function = if parsed.name == "function" {
-            first
+        let at = if parsed.name == "function" {
+            0
         } else {
             self.entries
                 .iter()
-                .find(|e| e.id.name == parsed.name)
+                .position(|e| e.id.name == parsed.name)
                 .ok_or_else(|| not_found(parsed.name))?
         };
+        let function = &self.entries[at];
         if let Some(q) = qualifier {
             if q != "$LATEST" && q != function.id.version {
                 return Err(not_found(&function.id.name));
@@ -145,8 +147,10 @@ impl FunctionTable {
         }
         Ok(Target {
             function,
-            invoked_arn: function.id.arn_of(&function.id.name)
-                + &qualifier.map(|q| format!(":{q}")).unwrap_or_default(),
+            invoked_arn: match qualifier {
+                None => self.arns[at].clone(),
+                Some(q) => format!("{}:{q}", self.arns[at]),
+            },
         })
     }
 

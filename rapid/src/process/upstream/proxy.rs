@@ -33,6 +33,11 @@ fn is_upgrade(h: &HeaderMap) -> bool {
 /// Drop hop-by-hop headers (those named in `Connection` too), unless the
 /// request is an upgrade, whose `Connection`/`Upgrade` must reach the upstream.
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over the names instead of a lookup
+    // per hop-by-hop name.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
