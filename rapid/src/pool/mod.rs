@@ -14,6 +14,7 @@
 
 mod schedule;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -413,7 +414,7 @@ impl Pool {
             Arrival::Run(place, member, w) => {
                 // The sandbox admits it now (its refusal is the caller's answer).
                 let pending = Inner::run(inner, place, member, w.inv).await?;
-                Box::pin(async move { Ok(pending) })
+                return Ok(counted(inner.stats.clone(), pending));
             }
             Arrival::StartAndWait(place) => {
                 Inner::start(inner, place);
@@ -433,15 +434,11 @@ impl Pool {
                 return Err(e);
             }
         };
-        let stats = inner.stats.clone();
-        Ok(Box::pin(async move {
-            let t = Instant::now();
-            let reply = match started.await {
+        Ok(counted(inner.stats.clone(), async move {
+            match started.await {
                 Ok(pending) => pending.await,
                 Err(e) => Reply::new(Err(e)),
-            };
-            stats.invoked(reply.outcome_kind(), t.elapsed());
-            reply
+            }
         }))
     }
 
@@ -463,6 +460,16 @@ impl Pool {
             ControlError::refused(make().name(), "Idle", "the pool has no sandbox running")
         })
     }
+}
+
+/// `reply`, its outcome and duration counted in `stats` when it is over.
+fn counted(stats: Arc<Stats>, reply: impl Future<Output = Reply> + Send + 'static) -> Pending {
+    Box::pin(async move {
+        let t = Instant::now();
+        let reply = reply.await;
+        stats.invoked(reply.outcome_kind(), t.elapsed());
+        reply
+    })
 }
 
 async fn wait(rx: oneshot::Receiver<Started>) -> Started {
