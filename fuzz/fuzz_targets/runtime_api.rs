@@ -102,6 +102,7 @@ fn invoke(n: u64) -> Invoke {
         trace_id: None,
         client_context: None,
         cognito_identity: None,
+        tenant_id: None,
         invoked_function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
         content_type: "application/json".into(),
         payload_size: 0,
