@@ -292,12 +292,23 @@ fn lmi_main(mut args: impl Iterator<Item = String>) -> ExitCode {
         eprintln!("{LMI_USAGE}");
         return ExitCode::from(2);
     };
-    // build-base.sh leaves the base's commit next to its release dir.
+    // build-base.sh leaves the base's commit next to its release dir; a
+    // binary built in a checkout of its own is named by that checkout's HEAD.
     let base = base.map(|b| {
-        let commit = b
-            .parent()
-            .and_then(std::path::Path::parent)
+        let dir = b.parent().and_then(std::path::Path::parent);
+        let commit = dir
             .and_then(|d| std::fs::read_to_string(d.join("COMMIT")).ok())
+            .or_else(|| {
+                let out = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(dir?)
+                    .args(["rev-parse", "HEAD"])
+                    .output()
+                    .ok()?;
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            })
             .map(|c| c.trim().chars().take(7).collect())
             .unwrap_or_else(|| "base".to_owned());
         (b, commit)
