@@ -313,7 +313,7 @@ fn a_pool_holds_sandboxes_times_n() {
         .arg("--max-queue")
         .arg("0")
         .arg("--metrics-port")
-        .arg(&port.to_string())
+        .arg(port.to_string())
         .start();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     pid_of(&r.invoke(b"{}"));
