@@ -79,6 +79,16 @@ pub fn parse(name: &str) -> Option<Parsed<'_>> {
     if name.is_empty() || name.len() > MAX_FUNCTION_NAME {
         return None;
     }
+    if !name.contains(':') {
+        // A bare name (the usual case, and every invoke of `function`): the
+        // only form one segment can match.
+        return is_name(name).then_some(Parsed {
+            region: None,
+            account: None,
+            name,
+            qualifier: None,
+        });
+    }
     let segments: Vec<&str> = name.split(':').collect();
     let rest: &[&str] = match segments.as_slice() {
         ["arn", partition, "lambda", rest @ ..] if is_partition(partition) => rest,

@@ -82,15 +82,6 @@ impl FunctionTable {
         function_name: &str,
         qualifier: Option<&str>,
     ) -> Result<Target<'_>, ResolveError> {
-        // The default function by its usual name (RIE's URL, the SDKs'
-        // local endpoint): what the checks below would find, without them.
-        if let ("function", None, Some(function)) = (function_name, qualifier, self.entries.first())
-        {
-            return Ok(Target {
-                function,
-                invoked_arn: self.arns[0].clone(),
-            });
-        }
         let parsed = resolve::parse(function_name).ok_or_else(|| ResolveError::Invalid {
             field: "functionName",
             value: function_name.to_owned(),
