@@ -274,12 +274,14 @@ impl Sandbox for LambdaSandbox {
         let n = self.admissions.outstanding() as u64;
         let health = self.health.borrow();
         let starting = u64::from(*health == Health::Starting);
+        // Up to `lanes` run at once (more than one in LMI mode).
+        let running = n.min(self.lanes as u64);
         Load {
             starting,
             idle: u64::from(n == 0 && starting == 0),
             busy: n.min(1),
-            running: n.min(1),
-            queued: n.saturating_sub(1),
+            running,
+            queued: n - running,
         }
     }
 
