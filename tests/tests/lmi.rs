@@ -328,9 +328,8 @@ fn a_pool_holds_sandboxes_times_n() {
         assert!(eventually(Duration::from_secs(5), || starts(&r) >= 5));
         // Metrics count invocations, and each busy sandbox once.
         let m = request(addr, "GET", "/metrics", &[], b"").text();
-        let f = r#"{function="test_function"}"#;
         assert_eq!(
-            metric(&m, &format!("rapid_concurrency_in_use{f}")),
+            metric(&m, r#"rapid_concurrency_in_use{function="test_function"}"#),
             Some(4.0),
             "{m}"
         );
