@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: all build run test ric test-vm bench bench-core bench-watchdog bench-pool bench-lmi bench-compare lint fmt clean fuzz soak
+.PHONY: all build run test ric test-vm bench bench-core bench-watchdog bench-pool bench-lmi bench-compare link-order lint fmt clean fuzz soak
 
 all: build
 
@@ -79,6 +79,11 @@ bench-compare:
 	$(CARGO) build --release --workspace --bins
 	bash bench/build-base.sh $(BASE)
 	./target/release/rapid-bench compare --rapid ./target/release/rapid --base ./target/bench-base/release/rapid --function ./target/release/echo-function --inproc ./target/release/inproc-function --base-inproc ./target/bench-base/release/inproc-function --label "$(LABEL)" --out docs/benchmarks.md
+
+## make link-order: rewrite rapid/link-order.txt, the functions rapid runs at start-up and on
+## warm invokes, which the linker lays out together (valgrind; redo after large changes there)
+link-order:
+	bash bench/link-order.sh
 
 ## make fuzz: every cargo-fuzz target for FUZZ_SECONDS (default 60) each; nightly + cargo-fuzz
 FUZZ_SECONDS ?= 60
