@@ -39,7 +39,9 @@ use tower::{Service, ServiceExt};
 use crate::gauge::Gauge;
 
 /// The socket a request arrived on, for handlers that tune it (TCP_QUICKACK
-/// while a streamed body arrives). Only set by [`serve_tagged`].
+/// while a streamed body arrives). Only set by [`serve_tagged`], on requests
+/// that carry `Lambda-Runtime-Function-Response-Mode` (a response that may
+/// stream).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnFd(pub std::os::fd::RawFd);
 
@@ -67,7 +69,7 @@ impl ConnFd {
 /// How [`serve_with`] runs connections.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Every request carries its connection's [`ConnFd`].
+    /// Requests that may stream a response carry their connection's [`ConnFd`].
     pub tag: bool,
     /// Deadline for a request's headers (none by default: no timer per request).
     pub read_timeout: Option<Duration>,
@@ -120,7 +122,8 @@ impl std::fmt::Debug for MalformedHook {
     }
 }
 
-/// Like [`serve`], and every request carries its connection's [`ConnFd`].
+/// Like [`serve`], and requests that may stream a response carry their
+/// connection's [`ConnFd`].
 pub async fn serve_tagged<S, B>(listener: TcpListener, name: &'static str, service: S)
 where
     S: Service<Request<axum::body::Body>, Response = Response<B>, Error = Infallible>
@@ -238,7 +241,11 @@ where
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
                 }
-                if let Some(fd) = fd {
+                // Only a response that may stream reads it (an extension
+                // costs every other request a map of its own).
+                if let Some(fd) =
+                    fd.filter(|_| req.headers().contains_key(crate::headers::RESPONSE_MODE))
+                {
                     req.extensions_mut().insert(fd);
                 }
                 let in_flight = tracker.as_ref().map(|a| a.begin());
