@@ -88,7 +88,7 @@ fn table() -> FunctionTable {
 }
 
 /// The Invoke API over an echoing sandbox named `fuzz` (also `function`).
-pub fn invoke_router() -> Router {
+pub fn invoke_router() -> invoke::InvokeService {
     invoke::router(table(), Drain::default())
 }
 

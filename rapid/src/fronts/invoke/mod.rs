@@ -10,7 +10,9 @@ pub mod body;
 pub mod eventstream;
 mod request;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -18,9 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use fatalerror::ErrorType;
+use futures_util::future::{BoxFuture, Either};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
 use interop::RequestId;
 use runtime_api::ResponseBuilderExt;
+use tower::Service;
 use tracing::Instrument;
 
 pub use request::{decode_client_context, InvocationType};
@@ -143,16 +147,81 @@ fn set_request_id<B>(answer: &mut http::Response<B>, id: &RequestId) {
     }
 }
 
-/// The Invoke API router over the functions of `table`.
-pub fn router(table: FunctionTable, drain: Drain) -> Router {
+const INVOCATIONS: (&str, &str) = ("/2015-03-31/functions/", "/invocations");
+const STREAMING: (&str, &str) = ("/2021-11-15/functions/", "/response-streaming-invocations");
+
+/// The Invoke API over the functions of `table`.
+pub fn router(table: FunctionTable, drain: Drain) -> InvokeService {
     let api = Arc::new(InvokeApi { table, drain });
+    InvokeService {
+        router: routes(api.clone()),
+        api,
+    }
+}
+
+/// The Invoke API's service: a `POST` to either endpoint with a plain
+/// function name goes straight to the handler; every other request (another
+/// method or path, a name that needs percent-decoding) to the router. (The
+/// router would clone its boxed route, box the handler's future and decode
+/// the path into a map of its own for each invoke.)
+#[derive(Clone)]
+pub struct InvokeService {
+    api: Arc<InvokeApi>,
+    router: Router,
+}
+
+/// The endpoint and function name of a request the router need not see.
+fn hot(req: &Request) -> Option<(Endpoint, String)> {
+    if req.method() != Method::POST {
+        return None;
+    }
+    let path = req.uri().path();
+    let name_in = |(prefix, suffix): (&str, &str)| {
+        path.strip_prefix(prefix)?
+            .strip_suffix(suffix)
+            .filter(|n| !n.is_empty() && !n.bytes().any(|b| b == b'/' || b == b'%'))
+    };
+    if let Some(name) = name_in(INVOCATIONS) {
+        Some((Endpoint::Invocations, name.to_owned()))
+    } else {
+        name_in(STREAMING).map(|name| (Endpoint::ResponseStreaming, name.to_owned()))
+    }
+}
+
+impl Service<Request> for InvokeService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        <Router as Service<Request>>::Future,
+        BoxFuture<'static, Result<Response, Infallible>>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match hot(&req) {
+            Some((endpoint, name)) => {
+                let api = State(self.api.clone());
+                Either::Right(Box::pin(async move {
+                    Ok(invoke(api, Ok(Path(name)), req, endpoint).await)
+                }))
+            }
+            None => Either::Left(self.router.call(req)),
+        }
+    }
+}
+
+/// Every route, as the router serves them.
+fn routes(api: Arc<InvokeApi>) -> Router {
     Router::new()
         .route(
-            "/2015-03-31/functions/{name}/invocations",
+            &format!("{}{{name}}{}", INVOCATIONS.0, INVOCATIONS.1),
             post(|s, p, r| invoke(s, p, r, Endpoint::Invocations)),
         )
         .route(
-            "/2021-11-15/functions/{name}/response-streaming-invocations",
+            &format!("{}{{name}}{}", STREAMING.0, STREAMING.1),
             post(|s, p, r| invoke(s, p, r, Endpoint::ResponseStreaming)),
         )
         .fallback(
