@@ -14,7 +14,6 @@
 
 mod schedule;
 
-use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -39,6 +38,8 @@ type Started = Result<Pending, InvokeError>;
 struct Waiter {
     inv: Invocation,
     tx: oneshot::Sender<Started>,
+    /// When the pool took it (its duration counts from here).
+    since: Instant,
 }
 
 type Sched = Schedule<Arc<dyn Member>, Waiter>;
@@ -82,30 +83,34 @@ impl Inner {
         self.schedule.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Run `inv` on `member`, holding a lease on `place`.
-    fn run(
+    /// Run `inv` on `member`, holding a lease on `place`: the member's
+    /// admission, then its answer, counted in the pool's stats (from `since`,
+    /// when the pool took it).
+    async fn run(
         this: &Arc<Inner>,
         place: Place,
         member: Arc<dyn Member>,
         inv: Invocation,
-    ) -> BoxFuture<'static, Started> {
+        since: Instant,
+    ) -> Started {
         let lease = Lease {
             pool: Arc::downgrade(this),
             place,
         };
+        let pending = member.submit_held(inv, Box::new(lease)).await?;
         let pool = Arc::downgrade(this);
-        Box::pin(async move {
-            let pending = member.submit_held(inv, Box::new(lease)).await?;
-            Ok(Box::pin(async move {
-                let reply = pending.await;
-                let whole =
-                    !matches!(&reply.outcome, Ok(r) if !matches!(r.body, ReplyBody::Full(_)));
-                if let (true, Some(inner)) = (whole, pool.upgrade()) {
-                    inner.lock().finishing(place);
-                }
-                reply
-            }) as Pending)
-        })
+        let stats = this.stats.clone();
+        // One wrapper for the answer: its end frees the sandbox for what
+        // waits (see `finishing`) and is counted.
+        Ok(Box::pin(async move {
+            let reply = pending.await;
+            let whole = !matches!(&reply.outcome, Ok(r) if !matches!(r.body, ReplyBody::Full(_)));
+            if let (true, Some(inner)) = (whole, pool.upgrade()) {
+                inner.lock().finishing(place);
+            }
+            stats.invoked(reply.outcome_kind(), since.elapsed());
+            reply
+        }))
     }
 
     /// Carry out what a freed sandbox does next.
@@ -148,9 +153,10 @@ impl Inner {
             member,
             waiter,
         } = h;
-        let run = Inner::run(this, place, member, waiter.inv);
+        let this = this.clone();
         tokio::spawn(async move {
-            let _ = waiter.tx.send(run.await);
+            let started = Inner::run(&this, place, member, waiter.inv, waiter.since).await;
+            let _ = waiter.tx.send(started);
         });
     }
 
@@ -406,15 +412,15 @@ impl Pool {
             typed_result,
         };
         let (tx, rx) = oneshot::channel();
-        let waiter = Waiter { inv, tx };
+        let since = Instant::now();
+        let waiter = Waiter { inv, tx, since };
         let arrival = inner.lock().arrive(waiter, event, tenant.as_deref(), |m| {
             *m.health().borrow() == Health::Ready
         });
         let started: BoxFuture<'static, Started> = match arrival {
             Arrival::Run(place, member, w) => {
                 // The sandbox admits it now (its refusal is the caller's answer).
-                let pending = Inner::run(inner, place, member, w.inv).await?;
-                return Ok(counted(inner.stats.clone(), pending));
+                return Inner::run(inner, place, member, w.inv, w.since).await;
             }
             Arrival::StartAndWait(place) => {
                 Inner::start(inner, place);
@@ -434,10 +440,16 @@ impl Pool {
                 return Err(e);
             }
         };
-        Ok(counted(inner.stats.clone(), async move {
+        // Counted once it runs (`Inner::run`); a refusal while it waited, here.
+        let stats = inner.stats.clone();
+        Ok(Box::pin(async move {
             match started.await {
                 Ok(pending) => pending.await,
-                Err(e) => Reply::new(Err(e)),
+                Err(e) => {
+                    let reply = Reply::new(Err(e));
+                    stats.invoked(reply.outcome_kind(), since.elapsed());
+                    reply
+                }
             }
         }))
     }
@@ -460,16 +472,6 @@ impl Pool {
             ControlError::refused(make().name(), "Idle", "the pool has no sandbox running")
         })
     }
-}
-
-/// `reply`, its outcome and duration counted in `stats` when it is over.
-fn counted(stats: Arc<Stats>, reply: impl Future<Output = Reply> + Send + 'static) -> Pending {
-    Box::pin(async move {
-        let t = Instant::now();
-        let reply = reply.await;
-        stats.invoked(reply.outcome_kind(), t.elapsed());
-        reply
-    })
 }
 
 async fn wait(rx: oneshot::Receiver<Started>) -> Started {
