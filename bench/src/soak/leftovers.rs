@@ -75,6 +75,13 @@ mod tests {
             Err(e) => panic!("cannot start sleep: {e}"),
         };
         let pid = child.id() as i32;
+        // Until it has exec'd, the child is a copy of this test binary.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"))
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let mut seen = BTreeMap::new();
         seen.insert(pid, start_time(pid).unwrap_or_default());
         let tag = "rapid-soak-test-no-such-tag";
