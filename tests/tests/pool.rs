@@ -481,7 +481,15 @@ fn sigterm_with_every_sandbox_busy_leaves_nothing_behind() {
 
 #[test]
 fn with_tenant_isolation_two_tenants_never_share_a_runtime() {
-    let r = pool(&["--concurrency", "2", "--tenant-isolation"]);
+    let port = free_port();
+    let r = pool(&[
+        "--concurrency",
+        "2",
+        "--tenant-isolation",
+        "--metrics-port",
+        &port.to_string(),
+    ]);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let pid = |tenant: &str| {
         let a = r.invoke_with(br#"{"context":true}"#, &[("X-Amz-Tenant-Id", tenant)]);
         assert_eq!(a.status, 200, "{}", a.text());
@@ -497,7 +505,19 @@ fn with_tenant_isolation_two_tenants_never_share_a_runtime() {
     let none = r.invoke(b"{}");
     assert_eq!(none.status, 400, "{}", none.text());
     assert_eq!(none.error_type(), "InvalidParameterValueException");
-    // Both sandboxes taken by others: the least recently used (a's) makes room.
+    // Both sandboxes idle (a sandbox is free once its runtime asks for the
+    // next invoke, which a loaded machine may delay) and taken by others:
+    // the least recently used (a's) makes room.
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let m = request(addr, "GET", "/metrics", &[], b"").text();
+            metric(
+                &m,
+                r#"rapid_sandboxes{function="test_function",state="idle"}"#,
+            ) == Some(2.0)
+        }),
+        "both sandboxes idle"
+    );
     let c = pid("tenant-c");
     assert!(c != a && c != b);
     assert!(
