@@ -88,7 +88,7 @@ fn table() -> FunctionTable {
 }
 
 /// The Invoke API over an echoing sandbox named `fuzz` (also `function`).
-pub fn invoke_router() -> invoke::InvokeService {
+pub fn invoke_router() -> runtime_api::shortcut::Shortcut<std::sync::Arc<invoke::InvokeApi>> {
     invoke::router(table(), Drain::default())
 }
 

@@ -15,6 +15,7 @@ mod rendezvous;
 mod restore_calls;
 mod router;
 pub mod server;
+pub mod shortcut;
 pub mod state;
 mod stream_response;
 pub mod subscription;

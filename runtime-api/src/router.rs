@@ -3,95 +3,55 @@
 //! called with another method 405 `MethodNotAllowed`, both with the JSON
 //! error body every other refusal has.
 //!
-//! [`Routes`] puts the two calls of every invoke in front of the router.
-
-use std::convert::Infallible;
-use std::task::{Context, Poll};
+//! The two calls of every invoke are taken before the router ([`Shortcut`]).
 
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
-use futures_util::future::{BoxFuture, Either};
 use http::{Method, Uri};
-use tower::Service;
 
 use crate::api::RuntimeApi;
 use crate::error::ApiError;
 use crate::handlers::InvocationId;
 use crate::rendezvous::ExtensionErrorKind;
+use crate::shortcut::{Picked, Shortcut};
 use crate::subscription::SubscriptionApi;
 use crate::{extension_handlers as ext, handlers as rt, restore_calls as restore};
 
 const NEXT: &str = "/2018-06-01/runtime/invocation/next";
 const INVOCATION: &str = "/2018-06-01/runtime/invocation/";
 
-/// The service serving `api` (give it to [`crate::server::serve_with`]).
-pub fn router(api: RuntimeApi) -> Routes {
-    Routes {
-        router: routes(api.clone()),
-        api,
-    }
+/// The service serving `api` (give it to [`crate::server::serve_with`]):
+/// `GET …/invocation/next` and `POST …/invocation/{id}/response`, the two
+/// calls of every invoke, go straight to their handlers (an id that needs
+/// percent-decoding goes through the router).
+pub fn router(api: RuntimeApi) -> Shortcut<RuntimeApi> {
+    Shortcut::new(api.clone(), hot, routes(api))
 }
 
-/// The Runtime API's service: `GET …/invocation/next` and `POST
-/// …/invocation/{id}/response`, the two calls of every invoke, go straight
-/// to their handlers; every other request (another route or method, an id
-/// that needs percent-decoding) to the router. (The router would clone its
-/// boxed route, box the handler's future and decode the path into a map of
-/// its own for each: a tenth of what rapid spends on a warm invoke.)
-#[derive(Clone)]
-pub struct Routes {
-    api: RuntimeApi,
-    router: Router,
-}
-
-/// A request the router need not see.
-enum Hot {
-    Next,
-    Response(String),
-}
-
-fn hot(req: &Request) -> Option<Hot> {
+fn hot(api: &RuntimeApi, req: Request) -> Picked {
     let path = req.uri().path();
+    let api = State(api.clone());
     match *req.method() {
-        Method::GET if path == NEXT => Some(Hot::Next),
+        Method::GET if path == NEXT => {
+            Picked::Hot(Box::pin(async move { rt::next(api).await.into_response() }))
+        }
         Method::POST => {
-            let id = path.strip_prefix(INVOCATION)?.strip_suffix("/response")?;
-            let plain = !id.is_empty() && !id.bytes().any(|b| b == b'/' || b == b'%');
-            plain.then(|| Hot::Response(id.to_owned()))
-        }
-        _ => None,
-    }
-}
-
-impl Service<Request> for Routes {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Either<
-        <Router as Service<Request>>::Future,
-        BoxFuture<'static, Result<Response, Infallible>>,
-    >;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let api = State(self.api.clone());
-        match hot(&req) {
-            Some(Hot::Next) => {
-                Either::Right(Box::pin(
-                    async move { Ok(rt::next(api).await.into_response()) },
-                ))
+            let id = path
+                .strip_prefix(INVOCATION)
+                .and_then(|p| p.strip_suffix("/response"))
+                .filter(|id| !id.is_empty() && !id.bytes().any(|b| b == b'/' || b == b'%'));
+            match id.map(str::to_owned) {
+                Some(id) => Picked::Hot(Box::pin(async move {
+                    rt::response(api, InvocationId(id), req)
+                        .await
+                        .into_response()
+                })),
+                None => Picked::Router(req),
             }
-            Some(Hot::Response(id)) => Either::Right(Box::pin(async move {
-                Ok(rt::response(api, InvocationId(id), req)
-                    .await
-                    .into_response())
-            })),
-            None => Either::Left(self.router.call(req)),
         }
+        _ => Picked::Router(req),
     }
 }
 

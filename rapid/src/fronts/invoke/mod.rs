@@ -10,9 +10,7 @@ pub mod body;
 pub mod eventstream;
 mod request;
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -20,11 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use fatalerror::ErrorType;
-use futures_util::future::{BoxFuture, Either};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
 use interop::RequestId;
+use runtime_api::shortcut::{Picked, Shortcut};
 use runtime_api::ResponseBuilderExt;
-use tower::Service;
 use tracing::Instrument;
 
 pub use request::{decode_client_context, InvocationType};
@@ -150,30 +147,17 @@ fn set_request_id<B>(answer: &mut http::Response<B>, id: &RequestId) {
 const INVOCATIONS: (&str, &str) = ("/2015-03-31/functions/", "/invocations");
 const STREAMING: (&str, &str) = ("/2021-11-15/functions/", "/response-streaming-invocations");
 
-/// The Invoke API over the functions of `table`.
-pub fn router(table: FunctionTable, drain: Drain) -> InvokeService {
+/// The Invoke API over the functions of `table`: a `POST` to either endpoint
+/// with a plain function name goes straight to the handler (a name that
+/// needs percent-decoding, and every other request, through the router).
+pub fn router(table: FunctionTable, drain: Drain) -> Shortcut<Arc<InvokeApi>> {
     let api = Arc::new(InvokeApi { table, drain });
-    InvokeService {
-        router: routes(api.clone()),
-        api,
-    }
+    Shortcut::new(api.clone(), hot, routes(api))
 }
 
-/// The Invoke API's service: a `POST` to either endpoint with a plain
-/// function name goes straight to the handler; every other request (another
-/// method or path, a name that needs percent-decoding) to the router. (The
-/// router would clone its boxed route, box the handler's future and decode
-/// the path into a map of its own for each invoke.)
-#[derive(Clone)]
-pub struct InvokeService {
-    api: Arc<InvokeApi>,
-    router: Router,
-}
-
-/// The endpoint and function name of a request the router need not see.
-fn hot(req: &Request) -> Option<(Endpoint, String)> {
+fn hot(api: &Arc<InvokeApi>, req: Request) -> Picked {
     if req.method() != Method::POST {
-        return None;
+        return Picked::Router(req);
     }
     let path = req.uri().path();
     let name_in = |(prefix, suffix): (&str, &str)| {
@@ -181,36 +165,15 @@ fn hot(req: &Request) -> Option<(Endpoint, String)> {
             .strip_suffix(suffix)
             .filter(|n| !n.is_empty() && !n.bytes().any(|b| b == b'/' || b == b'%'))
     };
-    if let Some(name) = name_in(INVOCATIONS) {
-        Some((Endpoint::Invocations, name.to_owned()))
-    } else {
-        name_in(STREAMING).map(|name| (Endpoint::ResponseStreaming, name.to_owned()))
-    }
-}
-
-impl Service<Request> for InvokeService {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Either<
-        <Router as Service<Request>>::Future,
-        BoxFuture<'static, Result<Response, Infallible>>,
-    >;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        match hot(&req) {
-            Some((endpoint, name)) => {
-                let api = State(self.api.clone());
-                Either::Right(Box::pin(async move {
-                    Ok(invoke(api, Ok(Path(name)), req, endpoint).await)
-                }))
-            }
-            None => Either::Left(self.router.call(req)),
-        }
-    }
+    let found = match name_in(INVOCATIONS) {
+        Some(name) => Some((Endpoint::Invocations, name.to_owned())),
+        None => name_in(STREAMING).map(|name| (Endpoint::ResponseStreaming, name.to_owned())),
+    };
+    let Some((endpoint, name)) = found else {
+        return Picked::Router(req);
+    };
+    let api = State(api.clone());
+    Picked::Hot(Box::pin(invoke(api, Ok(Path(name)), req, endpoint)))
 }
 
 /// Every route, as the router serves them.

@@ -15,16 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use axum::extract::{Request, State};
-use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use futures_util::future::{BoxFuture, Either};
 use runtime_api::gauge::Gauge;
-use tower::Service;
+use runtime_api::shortcut::{Picked, Shortcut};
 
 use super::metrics::Metrics;
 use super::Drain;
@@ -82,45 +77,21 @@ impl OpenFaas {
     }
 }
 
-/// The front's service: the probes through a router, every other request
-/// straight to the function's handler. (A router's catch-all fallback would
+/// The front over `front`: the probes through a router, every other request
+/// straight to the function's handler (a router's catch-all fallback would
 /// cost each call a path match, a URL-parameter map and a boxed route: a
-/// tenth of what the front itself spends on a request.)
-#[derive(Clone)]
-pub struct FrontService {
-    probes: Router,
-    front: Arc<OpenFaas>,
+/// tenth of what the front itself spends on a request).
+pub fn router(front: Arc<OpenFaas>) -> Shortcut<Arc<OpenFaas>> {
+    let probes = Router::new()
+        .route(probes::HEALTH, any(probes::health))
+        .route(probes::READY, any(probes::ready))
+        .with_state(front.clone());
+    Shortcut::new(front, hot, probes)
 }
 
-/// The front over `front`.
-pub fn router(front: Arc<OpenFaas>) -> FrontService {
-    FrontService {
-        probes: Router::new()
-            .route(probes::HEALTH, any(probes::health))
-            .route(probes::READY, any(probes::ready))
-            .with_state(front.clone()),
-        front,
+fn hot(front: &Arc<OpenFaas>, req: Request) -> Picked {
+    if matches!(req.uri().path(), probes::HEALTH | probes::READY) {
+        return Picked::Router(req);
     }
-}
-
-impl Service<Request> for FrontService {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Either<
-        <Router as Service<Request>>::Future,
-        BoxFuture<'static, Result<Response, Infallible>>,
-    >;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        if matches!(req.uri().path(), probes::HEALTH | probes::READY) {
-            Either::Left(self.probes.call(req))
-        } else {
-            let call = call::call(State(self.front.clone()), req);
-            Either::Right(Box::pin(async move { Ok(call.await) }))
-        }
-    }
+    Picked::Hot(Box::pin(call::call(State(front.clone()), req)))
 }
